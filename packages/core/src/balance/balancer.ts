@@ -1,0 +1,197 @@
+/**
+ * The balancer of one destination: owns endpoint state, applies resolver changes, ejects outliers,
+ * and publishes an immutable picker snapshot (the ready endpoints, same-zone first) that calls read
+ * without locking or copying.
+ */
+import type { BalancerPolicy, OutlierPolicy } from '../config/mesh-options.js'
+import type { EndpointChange } from '../discovery/resolver.js'
+import { ErrorCodes, MeshletError } from '../errors.js'
+import { Classification } from '../stack/response-classifier.js'
+import type { CallContext } from '../stack/service.js'
+import { channels, publish } from '../telemetry/diagnostics.js'
+import type { MeshMetrics } from '../telemetry/metrics.js'
+import { EndpointState } from './endpoint-state.js'
+import { strategyFor, type PickStrategy } from './balancer-strategies.js'
+
+export interface EndpointSnapshot {
+  url: string
+  zone: string | undefined
+  revision: string | undefined
+  latencyMs: number
+  inflight: number
+  requests: number
+  failures: number
+  consecutiveFailures: number
+  ejected: boolean
+  ejectedForMs: number
+  ejections: number
+  reportedLoad: number
+}
+
+export class Balancer {
+  readonly service: string
+  readonly #endpoints = new Map<string, EndpointState>()
+  readonly #policy: BalancerPolicy
+  readonly #outlier: OutlierPolicy | false
+  readonly #strategy: PickStrategy
+  readonly #zone: string | undefined
+  readonly #metrics: MeshMetrics
+  /** The picker snapshot: ready endpoints, replaced (never mutated) on every change. */
+  #ready: readonly EndpointState[] = []
+  #ejectedCount = 0
+  readonly #timers = new Set<NodeJS.Timeout>()
+  #sweep: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(service: string, policy: BalancerPolicy, outlier: OutlierPolicy | false, zone: string | undefined, metrics: MeshMetrics) {
+    this.service = service
+    this.#policy = policy
+    this.#outlier = outlier
+    this.#strategy = strategyFor(policy.type, policy.decay)
+    this.#zone = zone
+    this.#metrics = metrics
+    if (outlier) {
+      this.#sweep = setInterval(() => this.#decayEjections(), outlier.interval)
+      this.#sweep.unref()
+    }
+  }
+
+  get size(): number {
+    return this.#endpoints.size
+  }
+
+  applyChanges(changes: readonly EndpointChange[]): void {
+    for (const change of changes) {
+      if (change.type === 'insert') {
+        if (!this.#endpoints.has(change.endpoint.url)) this.#endpoints.set(change.endpoint.url, new EndpointState(change.endpoint))
+      } else {
+        const e = this.#endpoints.get(change.url)
+        if (e === undefined) continue
+        this.#endpoints.delete(change.url)
+        if (e.ejectedUntil !== 0) this.#ejectedCount--
+        void e.closeResources()
+      }
+    }
+    this.#rebuild()
+    publish(channels.endpointsChanged, () => ({ service: this.service, endpoints: [...this.#endpoints.keys()] }))
+  }
+
+  /**
+   * Chooses the endpoint for one attempt, avoiding endpoints this call already tried while any
+   * other is ready. Throws MESHLET_ERR_NO_ENDPOINT (retryable: discovery may catch up).
+   */
+  pick(ctx: CallContext): EndpointState {
+    let ready = this.#ready
+    if (ready.length === 0) throw this.#noEndpoint()
+    const tried = ctx.tried
+    if (tried !== undefined && ready.length > 1) {
+      const fresh = ready.filter((e) => !tried.includes(e))
+      if (fresh.length > 0) ready = fresh
+    }
+    return this.#strategy(ready, performance.now())
+  }
+
+  /** Feeds one attempt's outcome into latency, failure counts and outlier detection. */
+  record(e: EndpointState, cls: Classification, rttMs: number): void {
+    e.requests++
+    if (cls === Classification.Success) {
+      e.consecutiveFailures = 0
+      e.observe(rttMs, performance.now(), this.#policy.decay)
+      return
+    }
+    if (cls === Classification.Ignorable) return
+    e.failures++
+    e.recentFailures++
+    e.consecutiveFailures++
+    // A failure is charged at least the penalty, so an endpoint that fails fast does not look fast.
+    e.observe(Math.max(rttMs, this.#policy.failurePenalty), performance.now(), this.#policy.decay)
+    if (this.#outlier && e.ejectedUntil === 0 && e.consecutiveFailures >= this.#outlier.consecutiveFailures) this.#eject(e, this.#outlier)
+  }
+
+  /** Records the load a server reported (utilization 0..1). */
+  reportLoad(e: EndpointState, utilization: number): void {
+    e.reportedLoad = utilization > 0 ? Math.min(utilization, 1) : 0
+  }
+
+  snapshot(): EndpointSnapshot[] {
+    const now = performance.now()
+    return [...this.#endpoints.values()].map((e) => ({
+      url: e.url,
+      zone: e.address.zone,
+      revision: e.address.revision,
+      latencyMs: Math.round(e.latency(now, this.#policy.decay) * 1000) / 1000,
+      inflight: e.inflight,
+      requests: e.requests,
+      failures: e.failures,
+      consecutiveFailures: e.consecutiveFailures,
+      ejected: e.ejectedUntil !== 0,
+      ejectedForMs: e.ejectedUntil === 0 ? 0 : Math.max(0, Math.round(e.ejectedUntil - now)),
+      ejections: e.ejections,
+      reportedLoad: e.reportedLoad,
+    }))
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#sweep)
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    const all = [...this.#endpoints.values()]
+    this.#endpoints.clear()
+    this.#ready = []
+    await Promise.allSettled(all.map((e) => e.closeResources()))
+  }
+
+  #eject(e: EndpointState, outlier: OutlierPolicy): void {
+    const n = this.#endpoints.size
+    // At least one of two or three may go, but never all: a mesh that ejects everything serves nothing.
+    const max = Math.min(n - 1, Math.max(1, Math.floor((n * outlier.maxEjectionPercent) / 100)))
+    if (this.#ejectedCount >= max || outlier.maxEjectionPercent === 0) return
+    e.ejections++
+    const duration = Math.min(outlier.baseEjectionTime * e.ejections, Math.max(outlier.maxEjectionTime, outlier.baseEjectionTime))
+    e.ejectedUntil = performance.now() + duration
+    this.#ejectedCount++
+    this.#rebuild()
+    this.#metrics.ejections.add(1, this.#metrics.attributes(`ej:${this.service}`, () => ({ 'meshlet.destination': this.service })))
+    publish(channels.endpointEjected, () => ({ service: this.service, endpoint: e.url, durationMs: duration, ejections: e.ejections, consecutiveFailures: e.consecutiveFailures }))
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      if (this.#closed || this.#endpoints.get(e.url) !== e) return
+      e.ejectedUntil = 0
+      e.consecutiveFailures = 0
+      this.#ejectedCount--
+      this.#rebuild()
+      publish(channels.endpointRestored, () => ({ service: this.service, endpoint: e.url, ejections: e.ejections }))
+    }, duration)
+    timer.unref()
+    this.#timers.add(timer)
+  }
+
+  /** Each sweep, an endpoint that stayed healthy works off one repeat-ejection multiplier (Envoy). */
+  #decayEjections(): void {
+    for (const e of this.#endpoints.values()) {
+      if (e.ejectedUntil === 0 && e.recentFailures === 0 && e.ejections > 0) e.ejections--
+      e.recentFailures = 0
+    }
+  }
+
+  #rebuild(): void {
+    const ready: EndpointState[] = []
+    const local: EndpointState[] = []
+    for (const e of this.#endpoints.values()) {
+      if (e.ejectedUntil !== 0) continue
+      ready.push(e)
+      if (this.#zone !== undefined && e.address.zone === this.#zone) local.push(e)
+    }
+    this.#ready = Object.freeze(local.length > 0 ? local : ready)
+  }
+
+  #noEndpoint(): MeshletError {
+    const n = this.#endpoints.size
+    const why = n === 0 ? 'discovery has found no endpoint for it yet (check its `endpoints` or that instances are registered)' : `all ${n} endpoint(s) are ejected`
+    return new MeshletError(ErrorCodes.NO_ENDPOINT, `No endpoint is available for service "${this.service}": ${why}.`, {
+      retryable: true,
+      details: { service: this.service, endpoints: n, ejected: this.#ejectedCount },
+    })
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * One destination service: its resolver, balancer, retry budget, breaker and the composed client
+ * stack per transport. Core knows no transport: the stack's terminal comes from a ClientProtocol.
+ */
+import type CircuitBreaker from 'opossum'
+import { Balancer, type EndpointSnapshot } from './balance/balancer.js'
+import type { ServicePolicy } from './config/mesh-options.js'
+import { callScope } from './deadline/call-scope.js'
+import type { Resolver } from './discovery/resolver.js'
+import { balanceFilter, breakerFilter, deadlineFilter, retryFilter, telemetryFilter } from './resilience/client-filters.js'
+import { RetryBudget } from './resilience/retry-budget.js'
+import type { ClientProtocol } from './stack/client-protocol.js'
+import { compose, newCallContext, type CallContext, type Service, type StackEntry } from './stack/service.js'
+import { channels, publish } from './telemetry/diagnostics.js'
+import type { MeshMetrics } from './telemetry/metrics.js'
+
+export interface DestinationSnapshot {
+  resolver: string
+  policy: ServicePolicy
+  endpoints: EndpointSnapshot[]
+  breaker: { state: 'closed' | 'open' | 'half-open'; fires: number; failures: number } | null
+  retryBudget: { balance: number } | null
+  lastDiscoveryError: string | null
+}
+
+export class Destination {
+  readonly name: string
+  readonly policy: ServicePolicy
+  readonly balancer: Balancer
+  readonly budget: RetryBudget | undefined
+  /** Resolves once the resolver delivered its first snapshot. */
+  readonly ready: Promise<void>
+  readonly #resolver: Resolver
+  readonly #metrics: MeshMetrics
+  readonly #stacks = new WeakMap<ClientProtocol<never, never>, Service<never, never>>()
+  #breaker: CircuitBreaker | undefined
+  #lastError: Error | undefined
+
+  constructor(name: string, policy: ServicePolicy, resolver: Resolver, zone: string | undefined, metrics: MeshMetrics) {
+    this.name = name
+    this.policy = policy
+    this.#resolver = resolver
+    this.#metrics = metrics
+    this.balancer = new Balancer(name, policy.balancer, policy.outlier, zone, metrics)
+    this.budget = policy.retries ? new RetryBudget(policy.retries.budgetPercent, policy.retries.budgetMinPerSecond, policy.retries.budgetTtl) : undefined
+    this.ready = new Promise((resolve) => {
+      resolver.start({
+        onChanges: (changes) => {
+          this.balancer.applyChanges(changes)
+          resolve()
+        },
+        onError: (error) => {
+          this.#lastError = error
+          publish(channels.discoveryError, () => ({ service: name, error }))
+        },
+      })
+    })
+  }
+
+  /** The composed client stack for a transport, built on first use. */
+  stack<Req, Res>(protocol: ClientProtocol<Req, Res>): Service<Req, Res> {
+    const key = protocol as unknown as ClientProtocol<never, never>
+    let s = this.#stacks.get(key) as Service<Req, Res> | undefined
+    if (s === undefined) {
+      s = compose(this.#entries(protocol), protocol.endpoint)
+      this.#stacks.set(key, s as unknown as Service<never, never>)
+    }
+    return s
+  }
+
+  /**
+   * A context for one call: its deadline is the earlier of the inbound request's (from the call
+   * scope) and this destination's timeout; its signal is the inbound request's cancellation.
+   */
+  newContext(idempotent: boolean, signal?: AbortSignal): CallContext {
+    const scope = callScope.getStore()
+    let deadline = this.policy.timeout === Infinity ? Infinity : Date.now() + this.policy.timeout
+    let s = signal
+    if (scope !== undefined) {
+      if (scope.deadline < deadline) deadline = scope.deadline
+      if (s === undefined) s = scope.signal
+      else if (scope.signal !== undefined) s = AbortSignal.any([s, scope.signal])
+    }
+    return newCallContext(this.name, deadline, s, idempotent)
+  }
+
+  snapshot(): DestinationSnapshot {
+    const b = this.#breaker
+    return {
+      resolver: this.#resolver.describe(),
+      policy: this.policy,
+      endpoints: this.balancer.snapshot(),
+      breaker: b ? { state: b.opened ? 'open' : b.halfOpen ? 'half-open' : 'closed', fires: b.stats.fires, failures: b.stats.failures } : null,
+      retryBudget: this.budget ? { balance: Math.floor(this.budget.balance()) } : null,
+      lastDiscoveryError: this.#lastError?.message ?? null,
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#resolver.close()
+    this.#breaker?.shutdown()
+    await this.balancer.close()
+  }
+
+  #entries<Req, Res>(protocol: ClientProtocol<Req, Res>): StackEntry<Req, Res>[] {
+    const p = this.policy
+    const entries: StackEntry<Req, Res>[] = [
+      { role: 'telemetry', filter: telemetryFilter(protocol, this.#metrics) },
+      { role: 'deadline', filter: deadlineFilter() },
+    ]
+    if (p.retries && this.budget && p.retries.attempts > 0) entries.push({ role: 'retry', filter: retryFilter(protocol, p.retries, this.budget, this.#metrics) })
+    if (p.breaker) {
+      const { filter, breaker } = breakerFilter(this.name, protocol, p.breaker, this.#metrics)
+      this.#breaker = breaker
+      entries.push({ role: 'breaker', filter })
+    }
+    entries.push({ role: 'balance', filter: balanceFilter(this.balancer, protocol) })
+    return entries
+  }
+}

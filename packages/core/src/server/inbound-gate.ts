@@ -1,0 +1,140 @@
+/**
+ * The transport-agnostic part of the server stack: drain state, the inbound deadline, the load
+ * report and server metrics. HTTP and gRPC adapters call it; it never touches a socket.
+ */
+import { performance } from 'node:perf_hooks'
+import { parseDeadlineHeader } from '../deadline/call-scope.js'
+import { ErrorCodes, MeshletError } from '../errors.js'
+import type { MeshMetrics } from '../telemetry/metrics.js'
+
+/** Response header carrying the server's load: `<event-loop utilization 0..1>; inflight=<n>`. */
+export const LOAD_HEADER = 'meshlet-load'
+/** Marks a refusal made before any processing: the client may retry it elsewhere, even a POST. */
+export const REJECTED_HEADER = 'meshlet-rejected'
+const ELU_SAMPLE_MS = 250
+
+export type Admission = { readonly ok: true; readonly deadline: number } | { readonly ok: false; readonly status: number; readonly error: MeshletError; readonly rejected: boolean }
+
+export class InboundGate {
+  #inflight = 0
+  #ready = true
+  #accepting = true
+  #idle: (() => void) | undefined
+  #load = '0.00; inflight=0'
+  #elu = performance.eventLoopUtilization()
+  #utilization = 0
+  #sampler: NodeJS.Timeout | undefined
+  readonly #metrics: MeshMetrics
+  readonly #service: string
+
+  constructor(service: string, metrics: MeshMetrics) {
+    this.#service = service
+    this.#metrics = metrics
+  }
+
+  /** False once draining began: readiness probes should fail and registries deregister. */
+  get ready(): boolean {
+    return this.#ready
+  }
+
+  /** False once the drain delay passed: new requests are refused. */
+  get accepting(): boolean {
+    return this.#accepting
+  }
+
+  get inflight(): number {
+    return this.#inflight
+  }
+
+  get utilization(): number {
+    return this.#utilization
+  }
+
+  /** Decides whether a request may run. Call `enter()` after an ok admission and `leave()` when it ends. */
+  admit(deadlineHeader: string | string[] | undefined): Admission {
+    if (!this.#accepting) return this.#refuse(503, new MeshletError(ErrorCodes.DRAINING, `Service "${this.#service}" is shutting down and takes no new requests; retry on another instance.`, { rejected: true, retryable: true }), true, 'draining')
+    const now = Date.now()
+    const deadline = parseDeadlineHeader(deadlineHeader, now)
+    if (typeof deadline !== 'number') return this.#refuse(400, deadline, false, 'bad_header')
+    if (deadline <= now) {
+      return this.#refuse(504, new MeshletError(ErrorCodes.DEADLINE, `The caller's deadline passed ${now - deadline}ms before "${this.#service}" received the request; it was not processed.`), false, 'deadline')
+    }
+    return { ok: true, deadline }
+  }
+
+  enter(): void {
+    if (this.#inflight++ === 0 && this.#sampler === undefined) this.#startSampling()
+  }
+
+  leave(): void {
+    if (--this.#inflight === 0 && this.#idle !== undefined) this.#idle()
+  }
+
+  /** The load header's value; refreshed by a sampler, so reading it costs nothing. */
+  loadReport(): string {
+    return this.#load
+  }
+
+  recordDuration(method: string, route: string | undefined, status: number, seconds: number): void {
+    const attrs = this.#metrics.attributes(`s:${method}:${route ?? ''}:${status}`, () => ({
+      'http.request.method': method,
+      'http.response.status_code': status,
+      ...(route !== undefined ? { 'http.route': route } : {}),
+    }))
+    this.#metrics.serverDuration.record(seconds, attrs)
+  }
+
+  /** Phase 1 of shutdown: not ready (peers stop choosing us) but still serving. */
+  markNotReady(): void {
+    this.#ready = false
+  }
+
+  /** Phase 2: refuse new requests. */
+  stopAccepting(): void {
+    this.#ready = false
+    this.#accepting = false
+  }
+
+  /** Resolves when no request is in flight, or after `timeoutMs`; returns how many were still running. */
+  waitIdle(timeoutMs: number): Promise<number> {
+    if (this.#inflight === 0) return Promise.resolve(0)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#idle = undefined
+        resolve(this.#inflight)
+      }, timeoutMs)
+      this.#idle = () => {
+        clearTimeout(timer)
+        this.#idle = undefined
+        resolve(0)
+      }
+    })
+  }
+
+  close(): void {
+    clearInterval(this.#sampler)
+    this.#sampler = undefined
+  }
+
+  #refuse(status: number, error: MeshletError, rejected: boolean, reason: string): Admission {
+    this.#metrics.admissionRejected.add(1, this.#metrics.attributes(`a:${reason}`, () => ({ 'meshlet.rejection.reason': reason })))
+    return { ok: false, status, error, rejected }
+  }
+
+  #startSampling(): void {
+    this.#sampler = setInterval(() => {
+      const next = performance.eventLoopUtilization()
+      this.#utilization = performance.eventLoopUtilization(next, this.#elu).utilization
+      this.#elu = next
+      this.#load = `${this.#utilization.toFixed(2)}; inflight=${this.#inflight}`
+    }, ELU_SAMPLE_MS)
+    this.#sampler.unref()
+  }
+}
+
+/** Parses the utilization from a load header value; undefined when absent or malformed. */
+export function parseLoadHeader(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined
+  const u = Number.parseFloat(value)
+  return u >= 0 && u <= 1 ? u : undefined
+}

@@ -1,0 +1,28 @@
+/**
+ * One classifier decides what a result means for retries, the breaker, outlier detection and
+ * metrics alike (Finagle's ResponseClassifier), so they never disagree.
+ */
+import type { CallContext } from './service.js'
+
+export const Classification = {
+  /** Counts as a success for health and metrics. */
+  Success: 0,
+  /** Failed, and may be retried (subject to budget, attempts and deadline). */
+  RetryableFailure: 1,
+  /** Failed; do not retry. */
+  Failure: 2,
+  /** Says nothing about the endpoint's health (the caller cancelled, the deadline was the caller's). */
+  Ignorable: 3,
+} as const
+export type Classification = (typeof Classification)[keyof typeof Classification]
+
+export interface ResponseClassifier<Req, Res> {
+  response(req: Req, ctx: CallContext, res: Res): Classification
+  error(req: Req, ctx: CallContext, err: unknown): Classification
+}
+
+/** Methods that may be repeated (RFC 9110 §9.2.2); POST and PATCH are not. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
+export function isIdempotentMethod(method: string): boolean {
+  return IDEMPOTENT.has(method)
+}

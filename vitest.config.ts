@@ -1,0 +1,17 @@
+import { defaultServerConditions, defineConfig } from 'vitest/config'
+
+// Tests run against each package's TypeScript source (the "source" export condition), so no build is needed first.
+const conditions = ['source', ...defaultServerConditions]
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
+  test: {
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    projects: [
+      { extends: true, test: { name: 'core', root: 'packages/core', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'http', root: 'packages/http', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] } },
+    ],
+  },
+})
