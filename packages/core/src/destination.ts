@@ -81,7 +81,7 @@ export class Destination {
       if (s === undefined) s = scope.signal
       else if (scope.signal !== undefined) s = AbortSignal.any([s, scope.signal])
     }
-    return newCallContext(this.name, deadline, s, idempotent)
+    return newCallContext(this.name, deadline, s, idempotent, this.policy.retries ? this.policy.retries.perTryTimeout : Infinity)
   }
 
   snapshot(): DestinationSnapshot {

@@ -19,6 +19,8 @@ export interface CallContext {
   tried: EndpointState[] | undefined
   /** The request may be repeated without changing its effect (method or explicit marker). */
   idempotent: boolean
+  /** Longest wait for one attempt's response headers, ms; Infinity when only the deadline bounds it. */
+  perTryTimeout: number
   /** performance.now() when the call started. */
   readonly start: number
 }
@@ -43,6 +45,6 @@ export function compose<Req, Res>(entries: readonly StackEntry<Req, Res>[], term
   return service
 }
 
-export function newCallContext(service: string, deadline: number, signal: AbortSignal | undefined, idempotent: boolean): CallContext {
-  return { service, deadline, signal, attempt: 1, endpoint: undefined, tried: undefined, idempotent, start: performance.now() }
+export function newCallContext(service: string, deadline: number, signal: AbortSignal | undefined, idempotent: boolean, perTryTimeout = Infinity): CallContext {
+  return { service, deadline, signal, attempt: 1, endpoint: undefined, tried: undefined, idempotent, perTryTimeout, start: performance.now() }
 }

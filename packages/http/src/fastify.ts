@@ -1,0 +1,45 @@
+/**
+ * Fastify plugin: `await app.register(meshlet, { mesh })`. Uses Fastify's route template
+ * (`request.routeOptions.url`) for metrics, and drains through `fastify.close()`.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyPluginCallback } from 'fastify'
+import { callScope, withTraceContext, type Mesh } from '@meshlet/core'
+import { admitInbound } from './inbound.js'
+
+export interface MeshletFastifyOptions {
+  mesh: Mesh
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    mesh: Mesh | null
+  }
+}
+
+const plugin: FastifyPluginCallback<MeshletFastifyOptions> = (fastify, { mesh }, done) => {
+  fastify.decorateRequest('mesh', null)
+  mesh.attachServer({
+    close: (cb) => void fastify.close().then(() => cb?.(), cb),
+    closeIdleConnections: () => fastify.server.closeIdleConnections(),
+    closeAllConnections: () => fastify.server.closeAllConnections(),
+  })
+  fastify.addHook('onRequest', (request, reply, next) => {
+    request.mesh = mesh
+    const inbound = admitInbound(mesh, request.raw, reply.raw, () => request.routeOptions.url)
+    if (inbound === undefined) {
+      reply.hijack()
+      return
+    }
+    callScope.run(inbound.scope, () => withTraceContext(inbound.trace, next))
+  })
+  // fastify.close() called by the app (not through mesh.close()) still refuses new requests first.
+  fastify.addHook('preClose', (next) => {
+    mesh.inbound.stopAccepting()
+    next()
+  })
+  done()
+}
+
+export const meshlet = fp(plugin, { name: '@meshlet/http/fastify', fastify: '5.x' })
+export default meshlet

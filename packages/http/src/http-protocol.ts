@@ -1,0 +1,86 @@
+/**
+ * The undici transport for the core's client stack: the HTTP response classifier, and the terminal
+ * service that sends one attempt to the chosen endpoint's own undici Pool (no Agent lookup, no URL
+ * parsing on the hot path).
+ */
+import { Pool } from 'undici'
+import { Classification, deadlineExceeded, isMeshletError, parseLoadHeader, type CallContext, type ClientProtocol, type ResponseClassifier, ErrorCodes, LOAD_HEADER, REJECTED_HEADER } from '@meshlet/core'
+import { HttpAttempt, type HttpCall } from './http-call.js'
+
+/** Errors raised before a request reached the server: always safe to send elsewhere. */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL'])
+/** Errors after the request may have reached the server: retried only when idempotent. */
+const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT', 'UND_ERR_REQ_RETRY'])
+
+function errorCode(err: unknown): string | undefined {
+  const e = err as { code?: string; cause?: { code?: string } }
+  return e?.code ?? e?.cause?.code
+}
+
+export const httpClassifier: ResponseClassifier<HttpCall, HttpAttempt> = {
+  response(_call, ctx, res) {
+    const s = res.statusCode
+    if (s < 500 && s !== 429) return Classification.Success
+    if (s === 503 && res.headers[REJECTED_HEADER] === '1') return Classification.RetryableFailure
+    if (s === 502 || s === 503 || s === 504 || s === 429) return ctx.idempotent ? Classification.RetryableFailure : Classification.Failure
+    return Classification.Failure
+  },
+  error(call, ctx, err) {
+    if (call.aborted) return Classification.Ignorable
+    if (isMeshletError(err)) {
+      if (err.rejected) return Classification.RetryableFailure
+      if (err.code === ErrorCodes.DEADLINE) return err.retryable && ctx.idempotent ? Classification.RetryableFailure : Classification.Failure
+      return err.code === ErrorCodes.NO_ENDPOINT || err.code === ErrorCodes.BREAKER_OPEN ? Classification.Ignorable : Classification.Failure
+    }
+    const code = errorCode(err)
+    if (code !== undefined && CONNECT_ERRORS.has(code)) return Classification.RetryableFailure
+    if (code !== undefined && SOCKET_ERRORS.has(code)) return ctx.idempotent ? Classification.RetryableFailure : Classification.Failure
+    return Classification.Failure
+  },
+}
+
+/** Retry-After as delay-seconds or an HTTP date, in ms. */
+function retryAfter(res: HttpAttempt): number | undefined {
+  const v = res.headers['retry-after']
+  if (typeof v !== 'string' || v.length > 64) return undefined
+  if (/^\d+$/.test(v)) return Number(v) * 1000
+  const at = Date.parse(v)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
+}
+
+export interface HttpProtocolOptions {
+  /** Options for each endpoint's undici Pool. */
+  pool?: Pool.Options
+}
+
+export function httpProtocol(options: HttpProtocolOptions = {}): ClientProtocol<HttpCall, HttpAttempt> {
+  const poolOptions = options.pool ?? {}
+  const endpoint = (call: HttpCall, ctx: CallContext): Promise<HttpAttempt> =>
+    new Promise((resolve, reject) => {
+      if (call.aborted) return reject(call.reason)
+      const e = ctx.endpoint!
+      const pool = e.resource('undici', () => new Pool(e.url, poolOptions))
+      const attempt = new HttpAttempt(call, resolve, reject)
+      const now = Date.now()
+      const budget = Math.min(ctx.deadline - now, ctx.perTryTimeout)
+      if (budget <= 0) return reject(deadlineExceeded(ctx.service, ctx.deadline, ctx.attempt, false))
+      if (budget !== Infinity) {
+        const perTry = ctx.perTryTimeout < ctx.deadline - now
+        attempt.armTimer(budget, () => deadlineExceeded(ctx.service, ctx.deadline, ctx.attempt, true, perTry))
+      }
+      if (ctx.signal !== undefined) attempt.follow(ctx.signal)
+      pool.dispatch(call.opts, attempt)
+    })
+
+  return {
+    name: 'http',
+    classifier: httpClassifier,
+    endpoint,
+    canResend: (call) => call.bodyResendable(),
+    discard: (res) => res.discard(),
+    retryAfter,
+    method: (call) => call.method,
+    status: (res) => res.statusCode,
+    reportedLoad: (res) => parseLoadHeader(res.headers[LOAD_HEADER]),
+  }
+}
