@@ -1,7 +1,8 @@
-import { defaultServerConditions, defineConfig } from 'vitest/config'
+import { defineConfig } from 'vitest/config'
 
 // Tests run against each package's TypeScript source (the "source" export condition), so no build is needed first.
-const conditions = ['source', ...defaultServerConditions]
+// Vite's default server conditions after ours (vitest/config does not re-export them).
+const conditions = ['source', 'module', 'node', 'development|production']
 
 export default defineConfig({
   resolve: { conditions },

@@ -1,7 +1,7 @@
 export { createMesh, Mesh, type MeshOptions, type MeshSnapshot, type DrainableServer } from './mesh.js'
 export { Destination, type DestinationSnapshot } from './destination.js'
 export { ErrorCodes, MeshletError, ConfigError, isMeshletError, type ErrorCode, type ConfigIssue, type MeshletErrorOptions } from './errors.js'
-export { validateMeshOptions, resolvePolicy, meshOptionsSchema, DEFAULT_POLICY, balancerTypes, type ServicePolicy, type RetryPolicy, type BreakerPolicy, type OutlierPolicy, type BalancerPolicy, type BalancerType, type MeshOptionsInput } from './config/mesh-options.js'
+export { validateMeshOptions, resolvePolicy, meshOptionsSchema, DEFAULT_POLICY, balancerTypes, type ServicePolicy, type RetryPolicy, type BreakerPolicy, type OutlierPolicy, type BalancerPolicy, type BalancerType, type MeshOptionsInput, type ValidatedMeshOptions } from './config/mesh-options.js'
 export { parseDuration, formatDuration } from './config/duration.js'
 export * as schema from './config/schema.js'
 export { compose, newCallContext, type CallContext, type Service, type Filter, type StackEntry } from './stack/service.js'

@@ -3,10 +3,10 @@
  * lifecycle (readiness, graceful drain, closing outbound pools) in the order that avoids the
  * sidecar ordering bugs: not ready → propagation delay → stop accepting → drain → close clients.
  */
-import { resolvePolicy, validateMeshOptions, type MeshOptionsInput } from './config/mesh-options.js'
+import { dnsPort, resolvePolicy, validateMeshOptions, type MeshOptionsInput } from './config/mesh-options.js'
 import { Destination, type DestinationSnapshot } from './destination.js'
 import { DnsResolver } from './discovery/resolver-dns.js'
-import { parseEndpointUrl, type EndpointAddress, type Resolver } from './discovery/resolver.js'
+import { parseEndpointUrl, type EndpointAddress, type EndpointChange, type Resolver } from './discovery/resolver.js'
 import { StaticResolver } from './discovery/resolver-static.js'
 import { ErrorCodes, MeshletError } from './errors.js'
 import { InboundGate } from './server/inbound-gate.js'
@@ -163,8 +163,9 @@ function resolverFor(name: string, endpoints: readonly (string | { url: string; 
     const extra = typeof e === 'string' ? {} : { zone: e.zone, revision: e.revision }
     if (url.startsWith('dns://')) {
       const u = new URL(url.replace(/^dns:/, 'http:'))
-      if (!u.port) throw new MeshletError(ErrorCodes.CONFIG_INVALID, `services.${name}.endpoints: "${url}" needs a port (dns://name:port).`)
-      dns.push(new DnsResolver({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port), protocol: 'http', ...extra }, dnsRefresh))
+      const port = dnsPort(url)
+      if (port === undefined) throw new MeshletError(ErrorCodes.CONFIG_INVALID, `services.${name}.endpoints: "${url}" needs a port (dns://name:port).`)
+      dns.push(new DnsResolver({ host: u.hostname.replace(/^\[|\]$/g, ''), port, protocol: 'http', ...extra }, dnsRefresh))
     } else fixed.push(parseEndpointUrl(url, extra))
   }
   if (dns.length === 0) return new StaticResolver(fixed)
@@ -177,15 +178,22 @@ class MergedResolver implements Resolver {
   constructor(readonly parts: readonly Resolver[]) {}
   start(listener: Parameters<Resolver['start']>[0]): void {
     let pending = this.parts.length
+    // Changes held back until every part has reported, so the first snapshot is complete.
+    const initial: EndpointChange[] = []
     for (const part of this.parts) {
       let first = true
       part.start({
         onChanges: (changes) => {
+          if (pending === 0) {
+            listener.onChanges(changes)
+            return
+          }
+          for (const c of changes) initial.push(c)
           if (first) {
             first = false
             pending--
           }
-          if (changes.length > 0 || pending === 0) listener.onChanges(changes)
+          if (pending === 0) listener.onChanges(initial.splice(0))
         },
         onError: (e) => listener.onError(e),
       })

@@ -143,6 +143,8 @@ export class Balancer {
   }
 
   #eject(e: EndpointState, outlier: OutlierPolicy): void {
+    // A call still in flight to a removed endpoint may fail late; ejecting it would hold a slot for good.
+    if (this.#endpoints.get(e.url) !== e) return
     const n = this.#endpoints.size
     // At least one of two or three may go, but never all: a mesh that ejects everything serves nothing.
     const max = Math.min(n - 1, Math.max(1, Math.floor((n * outlier.maxEjectionPercent) / 100)))

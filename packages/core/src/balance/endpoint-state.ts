@@ -64,6 +64,7 @@ export class EndpointState {
   async closeResources(): Promise<void> {
     const all = [...this.#resources.values()]
     this.#resources.clear()
-    await Promise.allSettled(all.map((r) => r.close()))
+    // async: a close() that throws synchronously must neither skip the others nor reject (callers use `void`).
+    await Promise.allSettled(all.map(async (r) => r.close()))
   }
 }

@@ -91,7 +91,10 @@ export const meshOptionsSchema = s.object(
   { required: ['service'] },
 )
 
-export type MeshOptionsInput = s.Infer<typeof meshOptionsSchema>
+/** What a caller writes: durations as text (`"2s"`) or milliseconds. */
+export type MeshOptionsInput = s.InferInput<typeof meshOptionsSchema>
+/** Options after validation: durations in milliseconds. */
+export type ValidatedMeshOptions = s.Infer<typeof meshOptionsSchema>
 
 export interface RetryPolicy {
   attempts: number
@@ -161,7 +164,7 @@ export function resolvePolicy(...layers: (PolicyInput | undefined)[]): ServicePo
 }
 
 /** Validates `createMesh` options; throws MESHLET_ERR_CONFIG_INVALID listing every problem by field. */
-export function validateMeshOptions(options: unknown): MeshOptionsInput {
+export function validateMeshOptions(options: unknown): ValidatedMeshOptions {
   const issues: ConfigIssue[] = []
   const value = meshOptionsSchema.check(options, '', issues)
   if (issues.length > 0 || value === undefined) throw new ConfigError(issues)
@@ -173,6 +176,32 @@ export function validateMeshOptions(options: unknown): MeshOptionsInput {
       issues.push({ path: `${where}.retries.backoff`, message: `base (${b.base}ms) is larger than max (${b.max}ms)` })
     }
   }
+  // The pattern admits hosts and ports that URL parsing refuses (`http://:3001`, port 99999): report them
+  // here, by field, instead of createMesh failing later with a bare TypeError.
+  for (const [name, svc] of Object.entries(value.services ?? {})) {
+    for (const [i, e] of svc.endpoints.entries()) {
+      const url = typeof e === 'string' ? e : e.url
+      const problem = endpointProblem(url)
+      const shown = url.length > 60 ? `a string of ${url.length} characters` : JSON.stringify(url)
+      if (problem !== undefined) issues.push({ path: `services.${name}.endpoints[${i}]${typeof e === 'string' ? '' : '.url'}`, message: `${shown} ${problem}` })
+    }
+  }
   if (issues.length > 0) throw new ConfigError(issues)
   return value
+}
+
+function endpointProblem(url: string): string | undefined {
+  try {
+    new URL(url.replace(/^dns:/, 'http:'))
+  } catch {
+    return `is not a valid URL (check the host, and that the port is 0-65535); write ${ENDPOINT_HINT}`
+  }
+  if (url.startsWith('dns://') && dnsPort(url) === undefined) return 'needs a port (dns://name:port)'
+  return undefined
+}
+
+/** The explicit port of a `dns://host:port` endpoint, or undefined (read from the text: URL drops `:80`, the http default). */
+export function dnsPort(url: string): number | undefined {
+  const m = /:(\d{1,5})\/?$/.exec(url)
+  return m === null ? undefined : Number(m[1])
 }

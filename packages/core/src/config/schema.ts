@@ -6,14 +6,18 @@
 import type { ConfigIssue } from '../errors.js'
 import { formatDuration, parseDuration } from './duration.js'
 
-export interface Schema<T> {
+/** `T` is the checked, normalized value; `I` what a caller may write (a duration accepts `"2s"` as well as ms). */
+export interface Schema<T, I = T> {
   /** Returns the value (normalized, defaults applied where the schema has them) or undefined after pushing issues. */
   check(value: unknown, path: string, issues: ConfigIssue[]): T | undefined
   jsonSchema(): Record<string, unknown>
   readonly description?: string | undefined
+  /** Type-level only (never set): carries `I`. */
+  readonly input?: I
 }
 
-export type Infer<S> = S extends Schema<infer T> ? T : never
+export type Infer<S> = S extends Schema<infer T, unknown> ? T : never
+export type InferInput<S> = S extends Schema<unknown, infer I> ? I : never
 
 const MAX_STRING = 4096
 const MAX_ITEMS = 10_000
@@ -81,7 +85,7 @@ export function boolean(description?: string): Schema<boolean> {
 }
 
 /** A duration such as `250ms`, `2s`, `1m30s`, or a number of milliseconds; normalized to milliseconds. */
-export function duration(opts: { min?: number; max?: number; description?: string } = {}): Schema<number> {
+export function duration(opts: { min?: number; max?: number; description?: string } = {}): Schema<number, number | string> {
   const min = opts.min ?? 0
   const max = opts.max ?? 24 * 3_600_000
   return {
@@ -110,7 +114,7 @@ export function literal<const T extends string | number | boolean>(value: T): Sc
   }
 }
 
-export function array<T>(item: Schema<T>, opts: { maxItems?: number; minItems?: number; description?: string } = {}): Schema<T[]> {
+export function array<T, I>(item: Schema<T, I>, opts: { maxItems?: number; minItems?: number; description?: string } = {}): Schema<T[], I[]> {
   const max = opts.maxItems ?? MAX_ITEMS
   return {
     description: opts.description,
@@ -128,9 +132,10 @@ export function array<T>(item: Schema<T>, opts: { maxItems?: number; minItems?: 
 
 type Fields = Record<string, Schema<unknown>>
 type ObjectOf<F extends Fields, R extends keyof F> = { [K in R]: Infer<F[K]> } & { [K in Exclude<keyof F, R>]?: Infer<F[K]> }
+type ObjectInputOf<F extends Fields, R extends keyof F> = { [K in R]: InferInput<F[K]> } & { [K in Exclude<keyof F, R>]?: InferInput<F[K]> }
 
 /** A closed object: unknown keys are errors (a typo in a policy must not be silently ignored). */
-export function object<F extends Fields, R extends keyof F = never>(fields: F, opts: { required?: readonly R[]; description?: string } = {}): Schema<ObjectOf<F, R>> {
+export function object<F extends Fields, R extends keyof F = never>(fields: F, opts: { required?: readonly R[]; description?: string } = {}): Schema<ObjectOf<F, R>, ObjectInputOf<F, R>> {
   const required = (opts.required ?? []) as readonly string[]
   const known = Object.keys(fields)
   return {
@@ -167,7 +172,7 @@ export function object<F extends Fields, R extends keyof F = never>(fields: F, o
 }
 
 /** A map from names (validated by `key`) to values. */
-export function record<T>(key: Schema<string>, value: Schema<T>, opts: { maxEntries?: number; description?: string } = {}): Schema<Record<string, T>> {
+export function record<T, I>(key: Schema<string>, value: Schema<T, I>, opts: { maxEntries?: number; description?: string } = {}): Schema<Record<string, T>, Record<string, I>> {
   const max = opts.maxEntries ?? 1000
   return {
     description: opts.description,
@@ -192,7 +197,7 @@ export function record<T>(key: Schema<string>, value: Schema<T>, opts: { maxEntr
  * Alternatives told apart by a cheap test on the raw value (so errors come from the branch the
  * user meant, not a list of every branch's complaint).
  */
-export function either<A, B>(a: { when: (v: unknown) => boolean; schema: Schema<A> }, b: Schema<B>, description?: string): Schema<A | B> {
+export function either<A, AI, B, BI>(a: { when: (v: unknown) => boolean; schema: Schema<A, AI> }, b: Schema<B, BI>, description?: string): Schema<A | B, AI | BI> {
   return {
     description,
     check: (v, path, issues) => (a.when(v) ? a.schema.check(v, path, issues) : b.check(v, path, issues)),
