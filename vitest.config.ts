@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config'
 
 // Tests run against each package's TypeScript source (the "source" export condition), so no build is needed first.
 // Vite's default server conditions after ours (vitest/config does not re-export them).
-const conditions = ['source', 'module', 'node', 'development|production']
+const conditions = ['source', 'node', 'development|production']
 
 export default defineConfig({
   resolve: { conditions },

@@ -4,7 +4,7 @@
  */
 import type { Server } from 'node:http'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { callScope, withTraceContext, type Mesh } from '@meshlet/core'
+import { callScope, ErrorCodes, isMeshletError, withTraceContext, type Mesh } from '@meshlet/core'
 import { admitInbound } from './inbound.js'
 
 function routeOf(req: Request): string | undefined {
@@ -19,7 +19,13 @@ export function meshlet(mesh: Mesh): RequestHandler {
     const server = (req.socket as { server?: Server }).server
     if (server !== undefined && !attached.has(server)) {
       attached.add(server)
-      mesh.attachServer(server)
+      try {
+        mesh.attachServer(server)
+      } catch (err) {
+        // First request after close() began: too late to drain this server, but the request must
+        // still get the mesh's answer (served, or a 503 refusal), not a 500 from this throw.
+        if (!isMeshletError(err) || err.code !== ErrorCodes.CLOSED) throw err
+      }
     }
     const inbound = admitInbound(mesh, req, res, () => routeOf(req))
     if (inbound === undefined) return

@@ -4,7 +4,8 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginCallback } from 'fastify'
-import { callScope, withTraceContext, type Mesh } from '@meshlet/core'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { callScope, REJECTED_HEADER, withTraceContext, type Mesh } from '@meshlet/core'
 import { admitInbound } from './inbound.js'
 
 export interface MeshletFastifyOptions {
@@ -23,6 +24,11 @@ const plugin: FastifyPluginCallback<MeshletFastifyOptions> = (fastify, { mesh },
     close: (cb) => void fastify.close().then(() => cb?.(), cb),
     closeIdleConnections: () => fastify.server.closeIdleConnections(),
     closeAllConnections: () => fastify.server.closeAllConnections(),
+  })
+  // While closing, Fastify answers new requests with its own 503 (return503OnClosing) before any
+  // hook runs; mark those as not processed too, so clients may retry them elsewhere, even a POST.
+  fastify.server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (!mesh.inbound.accepting) res.setHeader(REJECTED_HEADER, '1')
   })
   fastify.addHook('onRequest', (request, reply, next) => {
     request.mesh = mesh

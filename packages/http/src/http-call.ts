@@ -119,6 +119,8 @@ export class HttpAttempt implements DispatchHandler {
   #error: Error | undefined
   #signal: AbortSignal | undefined
   #onAbort: (() => void) | undefined
+  /** Why the attempt was given up before undici started it (it waited in the pool's queue or for a connection). */
+  #early: Error | undefined
 
   constructor(call: HttpCall, resolve: (a: HttpAttempt) => void, reject: (e: unknown) => void) {
     this.call = call
@@ -128,18 +130,34 @@ export class HttpAttempt implements DispatchHandler {
 
   /** Aborts the attempt with `reason` after `ms` unless response headers came first. */
   armTimer(ms: number, reason: () => Error): void {
-    this.#timer = setTimeout(() => this.controller?.abort(reason()), ms)
+    this.#timer = setTimeout(() => this.#abort(reason()), ms)
   }
 
   /** Aborts the attempt when `signal` (the inbound request's cancellation) fires. */
   follow(signal: AbortSignal): void {
     this.#signal = signal
-    this.#onAbort = () => this.controller?.abort(signal.reason as Error)
+    this.#onAbort = () => this.#abort(signal.reason as Error)
     signal.addEventListener('abort', this.#onAbort, { once: true })
+  }
+
+  /**
+   * Aborts through undici once it started the attempt. Before that (queued in the pool, or still
+   * connecting) there is no controller yet: the attempt fails now, so a deadline holds while it
+   * waits, and undici's request is aborted as soon as it starts.
+   */
+  #abort(reason: Error): void {
+    if (this.controller !== undefined) return this.controller.abort(reason)
+    if (this.#reject === undefined) return
+    this.#early = reason
+    this.#settle()
+    const reject = this.#reject
+    this.#resolve = this.#reject = undefined
+    reject(reason)
   }
 
   onRequestStart(controller: DispatchController): void {
     this.controller = controller
+    if (this.#early !== undefined) return controller.abort(this.#early)
     this.call.current = this
     if (this.call.aborted) controller.abort(this.call.reason!)
     else if (this.#signal?.aborted) controller.abort(this.#signal.reason as Error)

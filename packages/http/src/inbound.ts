@@ -60,13 +60,15 @@ export function admitInbound(mesh: Mesh, req: IncomingMessage, res: ServerRespon
   const t0 = performance.now()
   res.setHeader(LOAD_HEADER, gate.loadReport())
   let done = false
-  const finish = () => {
+  // A response that never finished (the connection closed first) is not a success: it records the
+  // status only if one was sent, and an error.type.
+  const finish = (complete: boolean) => {
     if (done) return
     done = true
     gate.leave()
-    gate.recordDuration(req.method ?? 'GET', route(), res.statusCode, (performance.now() - t0) / 1000)
+    gate.recordDuration(req.method ?? 'GET', route(), res.headersSent ? res.statusCode : 0, (performance.now() - t0) / 1000, complete ? undefined : 'connection_closed')
   }
-  res.once('finish', finish)
-  res.once('close', finish)
+  res.once('finish', () => finish(true))
+  res.once('close', () => finish(false))
   return { scope: new InboundScope(admission.deadline, res), trace: extractTraceContext(req.headers) }
 }

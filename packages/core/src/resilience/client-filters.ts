@@ -63,22 +63,38 @@ export function retryFilter<Req, Res>(protocol: ClientProtocol<Req, Res>, policy
     if (ctx.attempt > policy.attempts) return 'attempts'
     if (ctx.signal?.aborted) return 'cancelled'
     if (ctx.deadline - Date.now() <= policy.backoffBase) return 'deadline'
+    // A Retry-After that outlasts the deadline stops here, before the held response is discarded.
+    if (res !== undefined) {
+      const wait = protocol.retryAfter(res)
+      if (wait !== undefined && wait > 0 && Date.now() + wait >= ctx.deadline) return 'deadline'
+    }
     if (!protocol.canResend(req, res, err)) return 'body_not_replayable'
     if (!budget.tryWithdraw()) return 'budget_exhausted'
     return undefined
+  }
+
+  /** Releases a failed response that is being retried and waits out its Retry-After, if any. */
+  const release = async (res: Res | undefined): Promise<void> => {
+    if (res === undefined) return
+    const wait = protocol.retryAfter(res)
+    protocol.discard(res)
+    if (wait !== undefined && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
   }
 
   const retryLoop = async (req: Req, ctx: CallContext, next: Service<Req, Res>, firstRes: Res | undefined, firstErr: unknown): Promise<Res> => {
     let lastRes = firstRes
     let lastErr = firstErr
     const stopped = (reason: string): Promise<Res> => {
-      metrics.retries.add(0, attrs(ctx.service, reason))
+      metrics.retries.add(1, attrs(ctx.service, reason))
       if (lastRes !== undefined) return Promise.resolve(lastRes)
       throw explainFailure(ctx, lastErr, reason, budget)
     }
     const first = mayRetry(req, ctx, lastRes, lastErr)
     if (first !== undefined) return stopped(first)
-    if (lastRes !== undefined) protocol.discard(lastRes)
+    // Once discarded, a response can no longer be handed to the caller: forget it before waiting.
+    const held = lastRes
+    lastRes = undefined
+    await release(held)
 
     try {
       return await pRetry(
@@ -111,15 +127,12 @@ export function retryFilter<Req, Res>(protocol: ClientProtocol<Req, Res>, policy
           shouldRetry: async () => {
             const reason = mayRetry(req, ctx, lastRes, lastErr)
             if (reason !== undefined) {
-              metrics.retries.add(0, attrs(ctx.service, reason))
+              metrics.retries.add(1, attrs(ctx.service, reason))
               return false
             }
-            const wait = lastRes === undefined ? undefined : protocol.retryAfter(lastRes)
-            if (lastRes !== undefined) protocol.discard(lastRes)
-            if (wait !== undefined && wait > 0) {
-              if (Date.now() + wait >= ctx.deadline) return false
-              await new Promise((resolve) => setTimeout(resolve, wait).unref())
-            }
+            const held = lastRes
+            lastRes = undefined
+            await release(held)
             return true
           },
         },

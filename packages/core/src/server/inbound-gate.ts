@@ -75,11 +75,16 @@ export class InboundGate {
     return this.#load
   }
 
-  recordDuration(method: string, route: string | undefined, status: number, seconds: number): void {
-    const attrs = this.#metrics.attributes(`s:${method}:${route ?? ''}:${status}`, () => ({
+  /**
+   * Records one request. `status` 0 means no response status was sent; `errorType` marks a request
+   * that ended in an error (its connection closed before the response was complete).
+   */
+  recordDuration(method: string, route: string | undefined, status: number, seconds: number, errorType?: string): void {
+    const attrs = this.#metrics.attributes(`s:${method}:${route ?? ''}:${status}:${errorType ?? ''}`, () => ({
       'http.request.method': method,
-      'http.response.status_code': status,
+      ...(status ? { 'http.response.status_code': status } : {}),
       ...(route !== undefined ? { 'http.route': route } : {}),
+      ...(errorType !== undefined ? { 'error.type': errorType } : {}),
     }))
     this.#metrics.serverDuration.record(seconds, attrs)
   }

@@ -31,7 +31,7 @@ export class MeshMetrics {
     const counter = (name: string, description: string, unit = '{event}'): Counter => (meter ? meter.createCounter(name, { unit, description }) : noopCounter)
     this.clientDuration = hist('http.client.request.duration', 'Duration of HTTP client calls through the mesh, retries included.')
     this.serverDuration = hist('http.server.request.duration', 'Duration of HTTP server requests handled by the mesh.')
-    this.retries = counter('meshlet.retries', 'Retries sent, by destination and outcome.', '{retry}')
+    this.retries = counter('meshlet.retries', 'Retry decisions by destination: outcome "sent", or why a retryable failure was not retried (budget_exhausted, deadline, attempts, body_not_replayable, cancelled).', '{retry}')
     this.ejections = counter('meshlet.endpoint.ejections', 'Endpoints ejected by outlier detection.', '{ejection}')
     this.breakerTransitions = counter('meshlet.breaker.state', 'Breaker state transitions, by destination and new state.', '{transition}')
     this.admissionRejected = counter('meshlet.admission.rejected', 'Inbound requests refused before processing, by reason.', '{request}')
