@@ -1,0 +1,407 @@
+/**
+ * meshlet benches, side by side in one process so a noisy machine hits every variant alike:
+ *   overhead  raw undici Pool vs meshAgent (default policy, and policies off) vs one and two haproxy hops
+ *             (c=64 throughput, c=1 latency)
+ *   balance   p99 with one endpoint of ten 10× slower: default balancer vs all healthy vs round-robin
+ *   failover  an open loop at 1,000 req/s while one of three endpoints is SIGKILLed
+ * Usage: node bench/dist/run.js [overhead] [balance] [failover]   (all by default)
+ * Env: BENCH_SECONDS (5) BENCH_WARMUP (1) BENCH_ROUNDS (2) BENCH_LATENCY_REQUESTS (3000)
+ *      BENCH_REQUESTS (20000) BENCH_BALANCE_DELAY_MS (10; the slow endpoint takes 10×)
+ *      BENCH_FAILOVER_SECONDS (6) BENCH_FAILOVER_RATE (1000)
+ */
+import { execFileSync } from 'node:child_process'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import { join } from 'node:path'
+import { metrics } from '@opentelemetry/api'
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
+import { Pool, type Dispatcher } from 'undici'
+import { createMesh, type BalancerType, type Mesh, type MeshOptions } from '@meshlet/core'
+import { meshAgent } from '@meshlet/http'
+import { closedLoop, Histogram, openLoop, type LoadResult, type Send } from './load.js'
+import { cpuMsOf, startHaproxy, startUpstream, stop } from './procs.js'
+
+function envNumber(name: string, fallback: number): number {
+  const v = process.env[name]
+  if (v === undefined || v === '') return fallback
+  const n = Number(v)
+  if (!(n > 0)) throw new Error(`${name} must be a positive number, got "${v}"`)
+  return n
+}
+
+const SECONDS = envNumber('BENCH_SECONDS', 5)
+const WARMUP = envNumber('BENCH_WARMUP', 1)
+const ROUNDS = Math.round(envNumber('BENCH_ROUNDS', 2))
+const LATENCY_REQUESTS = Math.round(envNumber('BENCH_LATENCY_REQUESTS', 3000))
+const BALANCE_REQUESTS = Math.round(envNumber('BENCH_REQUESTS', 20_000))
+const FAILOVER_SECONDS = envNumber('BENCH_FAILOVER_SECONDS', 6)
+const FAILOVER_RATE = envNumber('BENCH_FAILOVER_RATE', 1000)
+const BALANCE_DELAY_MS = envNumber('BENCH_BALANCE_DELAY_MS', 10)
+const OVERHEAD_CONCURRENCY = 64
+const BALANCE_CONCURRENCY = 32
+const PATH = '/x'
+
+// A real SDK meter provider, so the mesh records its metrics for real (exported once a minute).
+const meterProvider = new MeterProvider({
+  readers: [new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 60_000 })],
+})
+metrics.setGlobalMeterProvider(meterProvider)
+
+const local = (port: number): string => `http://127.0.0.1:${port}`
+
+/** One request through `d`; `origin` names a mesh service, or is omitted for a Pool. */
+function sender(d: Dispatcher, origin?: string): Send {
+  return async () => {
+    const { statusCode, body } = await d.request(origin === undefined ? { path: PATH, method: 'GET' } : { origin, path: PATH, method: 'GET' })
+    await body.dump()
+    return statusCode
+  }
+}
+
+function newMesh(services: NonNullable<MeshOptions['services']>): Promise<Mesh> {
+  return createMesh({ service: 'bench', services, shutdownSignals: false })
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10
+const round3 = (x: number): number => Math.round(x * 1000) / 1000
+
+/** Sums interleaved runs of one variant. */
+class Totals {
+  requests = 0
+  errors = 0
+  seconds = 0
+  cpuMs = 0
+  readonly hist = new Histogram()
+  readonly perRound: number[] = []
+  readonly errorKinds: Record<string, number> = {}
+
+  add(r: LoadResult): void {
+    this.requests += r.requests
+    this.errors += r.errors
+    this.seconds += r.seconds
+    this.cpuMs += r.cpuMs
+    this.hist.merge(r.hist)
+    this.perRound.push(Math.round(r.requests / r.seconds))
+    for (const [k, n] of Object.entries(r.errorKinds)) this.errorKinds[k] = (this.errorKinds[k] ?? 0) + n
+  }
+
+  summary(): Record<string, unknown> {
+    return {
+      reqPerSec: Math.round(this.requests / this.seconds),
+      p50Ms: round3(this.hist.percentile(50)),
+      p99Ms: round3(this.hist.percentile(99)),
+      cpuUsPerRequest: round1((this.cpuMs * 1000) / this.requests),
+      requests: this.requests,
+      errors: this.errors,
+      perRound: this.perRound,
+      ...(this.errors > 0 ? { errorKinds: this.errorKinds } : {}),
+    }
+  }
+}
+
+/** Runs `rounds` rounds over the variants, reversing the order every other round (A B C, C B A, ...). */
+async function interleave(variants: Record<string, Send>, rounds: number, run: (name: string, send: Send) => Promise<LoadResult>): Promise<Map<string, Totals>> {
+  const totals = new Map(Object.keys(variants).map((k) => [k, new Totals()]))
+  for (let i = 0; i < rounds; i++) {
+    const names = Object.keys(variants)
+    if (i % 2 === 1) names.reverse()
+    for (const name of names) {
+      const r = await run(name, variants[name]!)
+      totals.get(name)!.add(r)
+      console.log(`  round ${i + 1}/${rounds} ${name.padEnd(20)} ${String(Math.round(r.requests / r.seconds)).padStart(6)} req/s  p50 ${r.hist.percentile(50).toFixed(3)} ms  p99 ${r.hist.percentile(99).toFixed(3)} ms${r.errors ? `  errors ${r.errors}` : ''}`)
+    }
+  }
+  return totals
+}
+
+function printTable(title: string, rows: Record<string, unknown>[]): void {
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))]
+  const cell = (v: unknown): string => (v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v))
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)))
+  const line = (vals: string[]): string => `| ${vals.map((v, i) => v.padEnd(widths[i]!)).join(' | ')} |`
+  console.log(`\n${title}\n${line(cols)}\n${line(widths.map((w) => '-'.repeat(w)))}`)
+  for (const r of rows) console.log(line(cols.map((c) => cell(r[c]))))
+}
+
+const check = (ok: boolean): string => (ok ? 'PASS' : 'FAIL')
+
+async function overhead(): Promise<Record<string, unknown>> {
+  const upstream = await startUpstream(['0'])
+  const port = upstream.ports[0]!
+  const serverSidecar = await startHaproxy(port)
+  const clientSidecar = await startHaproxy(serverSidecar.port)
+  // "payments" has the default policy; "bare" turns retries, breaker, outlier and timeout off, to
+  // tell the cost of the resilience filters from that of the agent, balancer and metrics.
+  const mesh = await newMesh({
+    payments: { endpoints: [local(port)] },
+    bare: { endpoints: [local(port)], retries: false, breaker: false, outlier: false, timeout: false },
+  })
+  const agent = meshAgent(mesh)
+  const pools = [new Pool(local(port)), new Pool(local(serverSidecar.port)), new Pool(local(clientSidecar.port))] as const
+  try {
+    const variants: Record<string, Send> = {
+      raw: sender(pools[0]),
+      mesh: sender(agent, 'http://payments'),
+      'mesh, policies off': sender(agent, 'http://bare'),
+      'haproxy 1 hop': sender(pools[1]),
+      'haproxy 2 hops': sender(pools[2]),
+    }
+    console.log(`overhead: c=${OVERHEAD_CONCURRENCY}, ${WARMUP} s warm-up + ${SECONDS} s per run, ${ROUNDS} interleaved rounds`)
+    // CPU per request counts this process and the sidecars (the upstream's share is the same for all).
+    const sidecarsCpuMs = (): number => cpuMsOf(serverSidecar.child) + cpuMsOf(clientSidecar.child)
+    const tput = await interleave(variants, ROUNDS, async (_name, send) => {
+      await closedLoop(send, { concurrency: OVERHEAD_CONCURRENCY, seconds: WARMUP })
+      const sidecars0 = sidecarsCpuMs()
+      const r = await closedLoop(send, { concurrency: OVERHEAD_CONCURRENCY, seconds: SECONDS })
+      r.cpuMs += sidecarsCpuMs() - sidecars0
+      return r
+    })
+    const latencyRounds = Math.max(ROUNDS, 3)
+    console.log(`latency: c=1, ${LATENCY_REQUESTS} sequential requests per run, ${latencyRounds} interleaved rounds`)
+    const { 'haproxy 2 hops': _twoHops, ...latencyVariants } = variants
+    const lat = await interleave(latencyVariants, latencyRounds, async (_name, send) => {
+      await closedLoop(send, { concurrency: 1, requests: Math.ceil(LATENCY_REQUESTS / 10) })
+      return closedLoop(send, { concurrency: 1, requests: LATENCY_REQUESTS })
+    })
+
+    const rps = (k: string): number => tput.get(k)!.requests / tput.get(k)!.seconds
+    const p50 = (k: string): number => lat.get(k)!.hist.percentile(50)
+    const addedCpuUs = (k: string): number => round1(((tput.get(k)!.cpuMs / tput.get(k)!.requests) - tput.get('raw')!.cpuMs / tput.get('raw')!.requests) * 1000)
+    const ratios = {
+      meshOverRaw: round3(rps('mesh') / rps('raw')),
+      meshOverOneHop: round3(rps('mesh') / rps('haproxy 1 hop')),
+      meshOverTwoHops: round3(rps('mesh') / rps('haproxy 2 hops')),
+      addedP50UsC1: round1((p50('mesh') - p50('raw')) * 1000),
+      meshAddedCpuUsPerRequest: addedCpuUs('mesh'),
+      oneHopAddedCpuUsPerRequest: addedCpuUs('haproxy 1 hop'),
+    }
+    const throughput = Object.fromEntries([...tput].map(([k, t]) => [k, t.summary()]))
+    const latency = Object.fromEntries([...lat].map(([k, t]) => [k, { ...t.summary(), meanMs: round3(t.hist.mean()) }]))
+    printTable(
+      `overhead, c=${OVERHEAD_CONCURRENCY}, 1 KiB responses`,
+      [...tput].map(([k, t]) => {
+        const s = t.summary()
+        return {
+          variant: k,
+          'req/s': s.reqPerSec,
+          'vs raw': round3(rps(k) / rps('raw')),
+          'p50 ms': s.p50Ms,
+          'p99 ms': s.p99Ms,
+          'CPU µs/req (client+sidecars)': s.cpuUsPerRequest,
+          'req/s per round': (s.perRound as number[]).join(' '),
+          errors: s.errors,
+        }
+      }),
+    )
+    printTable(
+      'latency, c=1',
+      [...lat].map(([k, t]) => ({
+        variant: k,
+        'p50 µs': round1(t.hist.percentile(50) * 1000),
+        'p99 µs': round1(t.hist.percentile(99) * 1000),
+        'mean µs': round1(t.hist.mean() * 1000),
+        'p50 - raw p50 µs': round1((p50(k) - p50('raw')) * 1000),
+        'client CPU µs/req': round1((t.cpuMs * 1000) / t.requests),
+        errors: t.errors,
+      })),
+    )
+    printTable('overhead targets', [
+      { metric: 'mesh / raw req/s', value: ratios.meshOverRaw, target: '>= 0.90', result: check(ratios.meshOverRaw >= 0.9) },
+      { metric: 'mesh / haproxy 1 hop req/s', value: ratios.meshOverOneHop, target: '>= 1.5', result: check(ratios.meshOverOneHop >= 1.5) },
+      { metric: 'mesh / haproxy 2 hops req/s', value: ratios.meshOverTwoHops, target: '', result: '' },
+      { metric: 'c=1 added p50 (µs)', value: ratios.addedP50UsC1, target: '<= 25', result: check(ratios.addedP50UsC1 <= 25) },
+      { metric: 'added CPU µs/req, mesh', value: ratios.meshAddedCpuUsPerRequest, target: '', result: '' },
+      { metric: 'added CPU µs/req, haproxy 1 hop', value: ratios.oneHopAddedCpuUsPerRequest, target: '', result: '' },
+    ])
+    return { concurrency: OVERHEAD_CONCURRENCY, seconds: SECONDS, warmupSeconds: WARMUP, rounds: ROUNDS, throughput, latency, ratios }
+  } finally {
+    await agent.close()
+    await mesh.close()
+    await Promise.all(pools.map((p) => p.close()))
+    await Promise.all([stop(clientSidecar.child), stop(serverSidecar.child), stop(upstream.child)])
+  }
+}
+
+/** Requests each endpoint of `service` has received so far, by URL. */
+function requestsByUrl(mesh: Mesh, service: string): Map<string, number> {
+  return new Map(mesh.inspect().destinations[service]!.endpoints.map((e) => [e.url, e.requests]))
+}
+
+async function balance(): Promise<Record<string, unknown>> {
+  // Ten endpoints at BALANCE_DELAY_MS plus one 10× slower; "healthy" uses the first ten, "slow" swaps the last for the slow one.
+  // The delay must dwarf the CPU time per request, or queueing on 2 cores hides the slow endpoint.
+  const upstream = await startUpstream([...Array.from({ length: 10 }, () => `0:${BALANCE_DELAY_MS}`), `0:${BALANCE_DELAY_MS * 10}`])
+  const urls = upstream.ports.map(local)
+  const slowUrl = urls[10]!
+  const healthy = urls.slice(0, 10)
+  const slow = [...urls.slice(0, 9), slowUrl]
+  const mesh = await newMesh({
+    healthy: { endpoints: healthy },
+    slow: { endpoints: slow },
+    'slow-rr': { endpoints: slow, balancer: 'round-robin' },
+  })
+  const agent = meshAgent(mesh)
+  const labels: Record<string, string> = { healthy: 'default, all healthy', slow: 'default, one slow', 'slow-rr': 'round-robin, one slow' }
+  try {
+    const variants = Object.fromEntries(Object.keys(labels).map((s) => [s, sender(agent, `http://${s}`)]))
+    const perRound = Math.ceil(BALANCE_REQUESTS / ROUNDS)
+    console.log(`balance: 10 endpoints (${BALANCE_DELAY_MS} ms; the slow one ${BALANCE_DELAY_MS * 10} ms), c=${BALANCE_CONCURRENCY}, ${Math.ceil(BALANCE_REQUESTS / 10)} warm-up + ${perRound} requests per run, ${ROUNDS} interleaved rounds`)
+    for (const send of Object.values(variants)) await closedLoop(send, { concurrency: BALANCE_CONCURRENCY, requests: Math.ceil(BALANCE_REQUESTS / 10) })
+    const before = new Map(Object.keys(labels).map((s) => [s, requestsByUrl(mesh, s)]))
+    const totals = await interleave(variants, ROUNDS, (_name, send) => closedLoop(send, { concurrency: BALANCE_CONCURRENCY, requests: perRound }))
+    const slowShare = (s: string): number | undefined => {
+      if (s === 'healthy') return undefined
+      const after = requestsByUrl(mesh, s)
+      let all = 0
+      for (const [url, n] of after) all += n - (before.get(s)!.get(url) ?? 0)
+      return round3((after.get(slowUrl)! - before.get(s)!.get(slowUrl)!) / all)
+    }
+    const p99 = (s: string): number => totals.get(s)!.hist.percentile(99)
+    const ratios = { defaultOverHealthy: round3(p99('slow') / p99('healthy')), defaultOverRoundRobin: round3(p99('slow') / p99('slow-rr')) }
+    const results = Object.fromEntries([...totals].map(([k, t]) => [k, { ...t.summary(), slowEndpointShare: slowShare(k) }]))
+    printTable(
+      `balance, c=${BALANCE_CONCURRENCY}, ${BALANCE_REQUESTS} requests each`,
+      [...totals].map(([k, t]) => {
+        const s = t.summary()
+        return { variant: labels[k], 'p50 ms': s.p50Ms, 'p99 ms': s.p99Ms, 'req/s': s.reqPerSec, 'share to slow endpoint': slowShare(k) ?? '-', errors: s.errors }
+      }),
+    )
+    printTable('balance targets', [
+      { metric: 'p99 default (one slow) / all healthy', value: ratios.defaultOverHealthy, target: '<= 1.5', result: check(ratios.defaultOverHealthy <= 1.5) },
+      { metric: 'p99 default / round-robin (one slow)', value: ratios.defaultOverRoundRobin, target: '<= 0.25', result: check(ratios.defaultOverRoundRobin <= 0.25) },
+    ])
+    return { concurrency: BALANCE_CONCURRENCY, requests: BALANCE_REQUESTS, rounds: ROUNDS, results, ratios }
+  } finally {
+    await agent.close()
+    await mesh.close()
+    await stop(upstream.child)
+  }
+}
+
+/** One failover run: 3 endpoints, one SIGKILLed a third of the way into an open loop. */
+async function failoverRun(balancer: BalancerType): Promise<Record<string, unknown>> {
+  const upstreams = await Promise.all([0, 1, 2].map(() => startUpstream(['0'])))
+  const urls = upstreams.map((u) => local(u.ports[0]!))
+  const victim = upstreams[1]!
+  const victimUrl = urls[1]!
+  const mesh = await newMesh({ payments: { endpoints: urls, balancer } })
+  const agent = meshAgent(mesh)
+  const killAtMs = (FAILOVER_SECONDS * 1000) / 3
+  let killedAt: number | undefined
+  let ejectedEventAt: number | undefined
+  let ejectedSeenAt: number | undefined
+  let retries = 0
+  const onEjected = (m: unknown): void => {
+    if ((m as { endpoint?: string }).endpoint === victimUrl) ejectedEventAt ??= performance.now()
+  }
+  const onRetry = (): void => void retries++
+  subscribe('meshlet:endpoint:ejected', onEjected)
+  subscribe('meshlet:retry', onRetry)
+  const poll = setInterval(() => {
+    if (killedAt === undefined || ejectedSeenAt !== undefined) return
+    if (mesh.inspect().destinations.payments!.endpoints.find((e) => e.url === victimUrl)?.ejected) ejectedSeenAt = performance.now()
+  }, 10)
+  try {
+    console.log(`  ${balancer}: SIGKILL of ${victimUrl} at ${(killAtMs / 1000).toFixed(1)} s`)
+    const r = await openLoop(sender(agent, 'http://payments'), {
+      rate: FAILOVER_RATE,
+      seconds: FAILOVER_SECONDS,
+      maxInflight: FAILOVER_RATE * 5,
+      onTick: (elapsed) => {
+        if (killedAt === undefined && elapsed >= killAtMs) {
+          victim.child.kill('SIGKILL')
+          killedAt = performance.now()
+        }
+      },
+    })
+    const since = (t: number | undefined): number | null => (t === undefined || killedAt === undefined ? null : round1(t - killedAt))
+    return {
+      balancer,
+      requests: r.requests,
+      failed: r.errors,
+      errorKinds: r.errorKinds,
+      retries,
+      p50Ms: round3(r.hist.percentile(50)),
+      p99Ms: round3(r.hist.percentile(99)),
+      maxMs: round3(r.hist.percentile(100)),
+      killToEjectedEventMs: since(ejectedEventAt),
+      killToInspectEjectedMs: since(ejectedSeenAt),
+      victim: mesh.inspect().destinations.payments!.endpoints.find((e) => e.url === victimUrl),
+    }
+  } finally {
+    clearInterval(poll)
+    unsubscribe('meshlet:endpoint:ejected', onEjected)
+    unsubscribe('meshlet:retry', onRetry)
+    await agent.close()
+    await mesh.close()
+    await Promise.all(upstreams.map((u) => stop(u.child)))
+  }
+}
+
+/** Failover with the default balancer (the target) and with round-robin (which keeps sending to the dead endpoint, so ejection shows). */
+async function failover(): Promise<Record<string, unknown>> {
+  console.log(`failover: 3 endpoints, open loop ${FAILOVER_RATE} req/s for ${FAILOVER_SECONDS} s, outlier defaults`)
+  const runs = [await failoverRun('p2c-peak-ewma'), await failoverRun('round-robin')]
+  printTable(
+    `failover, ${FAILOVER_RATE} req/s open loop, 1 of 3 endpoints SIGKILLed`,
+    runs.map((r) => {
+      const v = r.victim as { consecutiveFailures: number; latencyMs: number } | undefined
+      return {
+        balancer: r.balancer,
+        requests: r.requests,
+        failed: r.failed,
+        retries: r.retries,
+        'p99 ms': r.p99Ms,
+        'max ms': r.maxMs,
+        'kill → ejected event ms': r.killToEjectedEventMs ?? 'never',
+        'kill → inspect ejected ms': r.killToInspectEjectedMs ?? 'never',
+        'victim consecutive failures / ewma ms at end': `${v?.consecutiveFailures} / ${v?.latencyMs}`,
+      }
+    }),
+  )
+  for (const r of runs) if ((r.failed as number) > 0) console.log(`  ${r.balancer} failures by kind:`, JSON.stringify(r.errorKinds))
+  printTable(
+    'failover targets',
+    runs.map((r) => ({ metric: `failed requests (${r.balancer})`, value: r.failed, target: '0', result: check(r.failed === 0) })),
+  )
+  return { rate: FAILOVER_RATE, seconds: FAILOVER_SECONDS, runs }
+}
+
+function machine(): Record<string, unknown> {
+  const cpus = os.cpus()
+  const version = (cmd: string, args: string[]): string => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8' }).split('\n')[0]!.trim()
+    } catch {
+      return 'unknown'
+    }
+  }
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    undici: (createRequire(import.meta.url)('undici/package.json') as { version: string }).version,
+    haproxy: version('haproxy', ['-v']),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadavgAtStart: os.loadavg().map(round1),
+  }
+}
+
+const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover }
+const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios)
+for (const s of selected) if (!(s in scenarios)) throw new Error(`unknown scenario "${s}"; choose from: ${Object.keys(scenarios).join(', ')}`)
+
+const results: Record<string, unknown> = { machine: machine() }
+for (const s of selected) {
+  console.log(`\n== ${s}`)
+  results[s] = await scenarios[s]!()
+}
+;(results.machine as Record<string, unknown>).loadavgAtEnd = os.loadavg().map(round1)
+await meterProvider.shutdown()
+const file = join(import.meta.dirname, '..', 'results.json')
+writeFileSync(file, JSON.stringify(results, null, 2) + '\n')
+console.log(`\nwrote ${file}`)
