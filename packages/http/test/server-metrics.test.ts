@@ -82,13 +82,19 @@ describe.each(ADAPTERS)('%s adapter metrics', (adapter: AdapterName) => {
   })
   afterEach(() => t.run())
 
-  it('records http.server.request.duration with the route template, method and status; and the client side', async () => {
+  /** The adapter under test serving ROUTES, and a mesh agent on the client side whose `orders` is that server. */
+  async function serveWithClient() {
     const mesh = await meshFor(t, { service: 'orders' })
     const srv = await serve(adapter, mesh, [...ROUTES])
     t.add(() => srv.close())
     const clientMesh = await meshFor(t, { service: 'web', services: { orders: { endpoints: [srv.origin], retries: false } } })
     const agent = meshAgent(clientMesh)
     t.add(() => agent.close())
+    return { srv, agent }
+  }
+
+  it('records http.server.request.duration with the route template, method and status; and the client side', async () => {
+    const { srv, agent } = await serveWithClient()
 
     const recorded = responsesClosed(srv.server, 4)
     const call = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
@@ -125,12 +131,7 @@ describe.each(ADAPTERS)('%s adapter metrics', (adapter: AdapterName) => {
   })
 
   it('records http.client.request.duration for calls through the mesh agent', async () => {
-    const mesh = await meshFor(t, { service: 'orders' })
-    const srv = await serve(adapter, mesh, [...ROUTES])
-    t.add(() => srv.close())
-    const clientMesh = await meshFor(t, { service: 'web', services: { orders: { endpoints: [srv.origin], retries: false } } })
-    const agent = meshAgent(clientMesh)
-    t.add(() => agent.close())
+    const { agent } = await serveWithClient()
     for (const path of ['/orders/1', '/orders/2', '/nope/3']) {
       const res = await agent.request({ origin: 'http://orders', path, method: 'GET' })
       await res.body.dump()
