@@ -20,3 +20,8 @@ export { InboundGate, LOAD_HEADER, REJECTED_HEADER, parseLoadHeader, type Admiss
 export { MeshMetrics } from './telemetry/metrics.js'
 export { injectTraceContext, extractTraceContext, withTraceContext } from './telemetry/otel.js'
 export { channels as diagnosticsChannels } from './telemetry/diagnostics.js'
+export { API_VERSION, DEFAULT_NAMESPACE, ResourceRegistry, defineKind, metadataSchema, isDnsLabel, resourceKey, type Resource, type ResourceKind, type ResourceMetadata } from './resources/resource.js'
+export { builtinKinds, builtinResourceRegistry } from './resources/kinds.js'
+export { servicePolicyKind, servicePolicySpecSchema, type ServicePolicySpec, type ServicePolicyResource } from './resources/service-policy.js'
+export { INSTANCE_KIND, DEFAULT_INSTANCE_TTL, instanceProtocols, instanceRegistrationSchema, type Instance, type InstanceSpec, type InstanceStatus, type InstanceRegistration } from './resources/instance.js'
+export { ControlErrorCodes, type ControlErrorCode, type ControlErrorBody, type WatchEvent, type StoredObject, type ListResponse, type RegisterResponse, type HeartbeatResponse } from './resources/control-api.js'

@@ -5,8 +5,9 @@
 import { ConfigError, type ConfigIssue } from '../errors.js'
 import * as s from './schema.js'
 
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
-const NAME_HINT = 'a DNS label (lowercase letters, digits and "-", at most 63 characters, starting and ending with a letter or digit)'
+/** A DNS label: the shape of every service, namespace, revision and resource name. */
+export const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+export const NAME_HINT = 'a DNS label (lowercase letters, digits and "-", at most 63 characters, starting and ending with a letter or digit)'
 const ENDPOINT = /^(https?|dns):\/\/[^\s/?#]+\/?$/
 const ENDPOINT_HINT = 'an endpoint URL like "http://127.0.0.1:3001", "https://10.0.0.7:8443" or "dns://payments.internal:8080" (scheme, host and port; no path)'
 
@@ -63,7 +64,8 @@ const endpointSchema = s.either(
   ),
 )
 
-const policyFields = {
+/** The policy fields shared by mesh options (`defaults`, `services.<name>`) and the ServicePolicy resource. */
+export const policyFields = {
   timeout: s.either({ when: (v) => v === false, schema: s.literal(false) }, s.duration({ min: 1, description: 'Call timeout until response headers, retries included. Default 15s.' })),
   retries: s.either({ when: (v) => v === false, schema: s.literal(false) }, retriesSchema),
   balancer: balancerSchema,
@@ -126,7 +128,7 @@ export const DEFAULT_POLICY: ServicePolicy = Object.freeze({
   outlier: { consecutiveFailures: 5, interval: 10_000, baseEjectionTime: 30_000, maxEjectionTime: 300_000, maxEjectionPercent: 50 },
 }) as ServicePolicy
 
-type PolicyInput = Partial<s.Infer<ReturnType<typeof s.object<typeof policyFields>>>>
+export type PolicyInput = Partial<s.Infer<ReturnType<typeof s.object<typeof policyFields>>>>
 
 /** Layers policy inputs over the defaults, field by field. */
 export function resolvePolicy(...layers: (PolicyInput | undefined)[]): ServicePolicy {
