@@ -4,7 +4,8 @@
  *             (c=64 throughput, c=1 latency)
  *   balance   p99 with one endpoint of ten 10× slower: default balancer vs all healthy vs round-robin
  *   failover  an open loop at 1,000 req/s while one of three endpoints is SIGKILLed
- * Usage: node bench/dist/run.js [overhead] [balance] [failover]   (all by default)
+ *   stack     the core client stack alone (no network): ns per call with each policy on
+ * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack]   (all by default)
  * Env: BENCH_SECONDS (5) BENCH_WARMUP (1) BENCH_ROUNDS (2) BENCH_LATENCY_REQUESTS (3000)
  *      BENCH_REQUESTS (20000) BENCH_BALANCE_DELAY_MS (10; the slow endpoint takes 10×)
  *      BENCH_FAILOVER_SECONDS (6) BENCH_FAILOVER_RATE (1000)
@@ -18,7 +19,7 @@ import { join } from 'node:path'
 import { metrics } from '@opentelemetry/api'
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
 import { Pool, type Dispatcher } from 'undici'
-import { createMesh, type BalancerType, type Mesh, type MeshOptions } from '@meshlet/core'
+import { Classification, createMesh, type BalancerType, type ClientProtocol, type Mesh, type MeshOptions } from '@meshlet/core'
 import { meshAgent } from '@meshlet/http'
 import { closedLoop, Histogram, openLoop, type LoadResult, type Send } from './load.js'
 import { cpuMsOf, startHaproxy, startUpstream, stop } from './procs.js'
@@ -140,9 +141,14 @@ async function overhead(): Promise<Record<string, unknown>> {
   })
   const agent = meshAgent(mesh)
   const pools = [new Pool(local(port)), new Pool(local(serverSidecar.port)), new Pool(local(clientSidecar.port))] as const
+  // undici's own do-nothing interceptor: the floor for any v2-handler layer over undici 7, whose
+  // request API and Pool speak the older handler interface (each side converts headers).
+  const noopInterceptorPool = new Pool(local(port))
+  const noopInterceptor = noopInterceptorPool.compose((dispatch) => (opts, handler) => dispatch(opts, handler))
   try {
     const variants: Record<string, Send> = {
       raw: sender(pools[0]),
+      'undici no-op interceptor': sender(noopInterceptor),
       mesh: sender(agent, 'http://payments'),
       'mesh, policies off': sender(agent, 'http://bare'),
       'haproxy 1 hop': sender(pools[1]),
@@ -171,6 +177,8 @@ async function overhead(): Promise<Record<string, unknown>> {
     const addedCpuUs = (k: string): number => round1(((tput.get(k)!.cpuMs / tput.get(k)!.requests) - tput.get('raw')!.cpuMs / tput.get('raw')!.requests) * 1000)
     const ratios = {
       meshOverRaw: round3(rps('mesh') / rps('raw')),
+      noopInterceptorOverRaw: round3(rps('undici no-op interceptor') / rps('raw')),
+      meshOverNoopInterceptor: round3(rps('mesh') / rps('undici no-op interceptor')),
       meshOverOneHop: round3(rps('mesh') / rps('haproxy 1 hop')),
       meshOverTwoHops: round3(rps('mesh') / rps('haproxy 2 hops')),
       addedP50UsC1: round1((p50('mesh') - p50('raw')) * 1000),
@@ -209,6 +217,8 @@ async function overhead(): Promise<Record<string, unknown>> {
     )
     printTable('overhead targets', [
       { metric: 'mesh / raw req/s', value: ratios.meshOverRaw, target: '>= 0.90', result: check(ratios.meshOverRaw >= 0.9) },
+      { metric: 'undici no-op interceptor / raw req/s', value: ratios.noopInterceptorOverRaw, target: '', result: '' },
+      { metric: 'mesh / undici no-op interceptor req/s', value: ratios.meshOverNoopInterceptor, target: '', result: '' },
       { metric: 'mesh / haproxy 1 hop req/s', value: ratios.meshOverOneHop, target: '>= 1.5', result: check(ratios.meshOverOneHop >= 1.5) },
       { metric: 'mesh / haproxy 2 hops req/s', value: ratios.meshOverTwoHops, target: '', result: '' },
       { metric: 'c=1 added p50 (µs)', value: ratios.addedP50UsC1, target: '<= 25', result: check(ratios.addedP50UsC1 <= 25) },
@@ -219,7 +229,7 @@ async function overhead(): Promise<Record<string, unknown>> {
   } finally {
     await agent.close()
     await mesh.close()
-    await Promise.all(pools.map((p) => p.close()))
+    await Promise.all([...pools, noopInterceptorPool].map((p) => p.close()))
     await Promise.all([stop(clientSidecar.child), stop(serverSidecar.child), stop(upstream.child)])
   }
 }
@@ -369,6 +379,55 @@ async function failover(): Promise<Record<string, unknown>> {
   return { rate: FAILOVER_RATE, seconds: FAILOVER_SECONDS, runs }
 }
 
+/**
+ * The core client stack with a terminal that answers at once: what telemetry, deadline, retry,
+ * breaker and balance cost per call, free of sockets and the machine's network noise.
+ */
+async function stack(): Promise<Record<string, unknown>> {
+  const ok = { status: 200 }
+  const protocol: ClientProtocol<object, { status: number }> = {
+    name: 'bench',
+    classifier: { response: () => Classification.Success, error: () => Classification.Failure },
+    endpoint: () => Promise.resolve(ok),
+    canResend: () => true,
+    discard: () => {},
+    retryAfter: () => undefined,
+    method: () => 'GET',
+    status: (r) => r.status,
+    reportedLoad: () => undefined,
+  }
+  const off = { retries: false, breaker: false, outlier: false, timeout: false } as const
+  const variants: Record<string, Record<string, unknown>> = {
+    'policies off': off,
+    'timeout only': { ...off, timeout: 15_000 },
+    'retries only': { ...off, retries: {} },
+    'breaker only': { ...off, breaker: {} },
+    'outlier only': { ...off, outlier: {} },
+    'all (defaults)': {},
+  }
+  const calls = Math.round(envNumber('BENCH_STACK_CALLS', 200_000))
+  const nsPerCall: Record<string, number[]> = {}
+  for (let round = 0; round < ROUNDS + 1; round++) {
+    for (const [name, policy] of Object.entries(variants)) {
+      const mesh = await newMesh({ p: { endpoints: [local(1)], ...policy } as never })
+      const d = mesh.destination('p')!
+      const s = d.stack(protocol)
+      const t0 = process.hrtime.bigint()
+      for (let i = 0; i < calls; i += OVERHEAD_CONCURRENCY) {
+        const batch: Promise<unknown>[] = []
+        for (let j = 0; j < OVERHEAD_CONCURRENCY; j++) batch.push(s({}, d.newContext(true)))
+        await Promise.all(batch)
+      }
+      const ns = Number(process.hrtime.bigint() - t0) / calls
+      if (round > 0) (nsPerCall[name] ??= []).push(Math.round(ns)) // round 0 warms up
+      await mesh.close()
+    }
+  }
+  const rows = Object.entries(nsPerCall).map(([variant, runs]) => ({ variant, 'ns/call (min of rounds)': Math.min(...runs), 'per round': runs.join(' ') }))
+  printTable(`core client stack alone, ${calls} calls per run, ${OVERHEAD_CONCURRENCY} in flight`, rows)
+  return Object.fromEntries(rows.map((r) => [r.variant, r['ns/call (min of rounds)']]))
+}
+
 function machine(): Record<string, unknown> {
   const cpus = os.cpus()
   const version = (cmd: string, args: string[]): string => {
@@ -391,7 +450,7 @@ function machine(): Record<string, unknown> {
   }
 }
 
-const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover }
+const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack }
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios)
 for (const s of selected) if (!(s in scenarios)) throw new Error(`unknown scenario "${s}"; choose from: ${Object.keys(scenarios).join(', ')}`)
 
