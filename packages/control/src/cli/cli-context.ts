@@ -1,0 +1,16 @@
+import type { ControlClient } from '../client/control-client.js'
+import type { OutputFormat } from './output.js'
+
+/** A mistake on the command line (exit code 2). */
+export class UsageError extends Error {}
+
+/** What a command gets: its parsed arguments, the shared options, and where to print. */
+export interface CliContext {
+  positionals: string[]
+  values: Record<string, string | boolean | string[] | undefined>
+  namespace: string
+  allNamespaces: boolean
+  output: OutputFormat
+  client(): ControlClient
+  out(text: string): void
+}

@@ -1,0 +1,33 @@
+import { startControl } from '../http/control-server.js'
+import { stderrLogger } from '../logger.js'
+import { UsageError, type CliContext } from './cli-context.js'
+
+/** Runs the endpoint until SIGTERM or SIGINT; returns -1 (keep running) once listening. */
+export async function controlCommand(ctx: CliContext): Promise<number> {
+  if (ctx.positionals.length > 0) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"`)
+  const portText = (ctx.values.port as string | undefined) ?? '7070'
+  const port = Number(portText)
+  if (!/^\d{1,5}$/.test(portText) || port > 65_535) throw new UsageError(`--port ${portText}: expected a port number 0-65535`)
+  const server = await startControl({
+    port,
+    host: (ctx.values.host as string | undefined) ?? '127.0.0.1',
+    dataDir: (ctx.values.data as string | undefined) ?? './meshlet-data',
+    adminToken: process.env.MESHLET_TOKEN,
+    joinToken: process.env.MESHLET_JOIN_TOKEN,
+    log: stderrLogger,
+  })
+  ctx.out(`meshlet control endpoint listening on ${server.url} (data: ${server.state.resourceVersion === 0 ? 'new' : `resourceVersion ${server.state.resourceVersion}`})`)
+  const stop = (signal: string) => {
+    stderrLogger.info(`${signal}: closing (watches end, writes in flight finish)`)
+    server.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        stderrLogger.error(`closing failed: ${(e as Error).message}`)
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  return -1
+}

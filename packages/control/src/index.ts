@@ -1,0 +1,7 @@
+export { startControl, type ControlOptions, type ControlServer } from './http/control-server.js'
+export { ControlState, type ControlStateOptions, type PutResult } from './state/control-state.js'
+export { FileStore, WAL_FILE, SNAPSHOT_FILE, type StoreSnapshot, type RecoveredState } from './store/file-store.js'
+export { ControlError, isControlError } from './errors.js'
+export { ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE } from './auth/tokens.js'
+export { stderrLogger, silentLogger, type Logger } from './logger.js'
+export { ControlClient, ControlRequestError, type ControlClientOptions } from './client/control-client.js'

@@ -1,0 +1,108 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { builtinResourceRegistry, type InstanceSpec, type Resource, type WatchEvent } from '@meshlet/core'
+import { silentLogger } from '../logger.js'
+import { ControlState, type ControlStateOptions } from './control-state.js'
+
+let dir: string
+let clock: number
+const open = (o: Partial<ControlStateOptions> = {}) => ControlState.open(dir, { log: silentLogger, now: () => clock, ...o })
+const policy = (name: string, timeout = '1s'): Resource => builtinResourceRegistry().validate({ apiVersion: 'meshlet.dev/v1', kind: 'ServicePolicy', metadata: { name }, spec: { service: name, timeout } })
+const spec: InstanceSpec = { service: 'payments', address: '127.0.0.1', port: 3001, protocols: ['http'], metadata: {}, ttl: 1000 }
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'meshlet-state-'))
+  clock = 1_000_000
+})
+afterEach(() => rm(dir, { recursive: true, force: true }))
+
+describe('ControlState', () => {
+  it('gives each change the next resourceVersion and keeps an identical put unchanged', async () => {
+    const s = await open()
+    expect((await s.put(policy('a'))).object.metadata.resourceVersion).toBe(1)
+    expect((await s.put(policy('b'))).object.metadata.resourceVersion).toBe(2)
+    const same = await s.put(policy('a'))
+    expect(same.result).toBe('unchanged')
+    expect(same.object.metadata.resourceVersion).toBe(1)
+    const changed = await s.put(policy('a', '2s'))
+    expect(changed).toMatchObject({ result: 'configured', object: { metadata: { resourceVersion: 3 } } })
+    expect(changed.object.metadata.creationTimestamp).toBe(same.object.metadata.creationTimestamp)
+    expect(s.resourceVersion).toBe(3)
+    await s.close()
+  })
+
+  it('serializes concurrent writers: a precondition sees writes still being committed', async () => {
+    const s = await open()
+    await s.put(policy('a'))
+    const results = await Promise.allSettled([s.put(policy('a', '2s'), { precondition: 1 }), s.put(policy('a', '3s'), { precondition: 1 })])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected'])
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'MESHLET_ERR_CONFLICT', status: 409 })
+    expect(((results[1] as PromiseRejectedResult).reason as Error).message).toContain('expected resourceVersion 1, but it is at resourceVersion 2')
+    await expect(s.put(policy('new'), { precondition: 5 })).rejects.toThrow(/it does not exist/)
+    await expect(s.put(policy('a'), { precondition: 0 })).rejects.toThrow(/expected it not to exist/)
+    await s.close()
+  })
+
+  it('publishes durable changes in order and restores everything after a restart', async () => {
+    const s = await open()
+    const seen: WatchEvent[] = []
+    s.subscribe((e) => seen.push(e))
+    await Promise.all([s.put(policy('a')), s.put(policy('b')), s.put(policy('c'))])
+    await s.delete('ServicePolicy', 'default', 'b')
+    const inst = await s.register('shop', spec)
+    expect(seen.map((e) => [e.type, e.resourceVersion])).toEqual([['ADDED', 1], ['ADDED', 2], ['ADDED', 3], ['DELETED', 4], ['ADDED', 5]])
+    await s.close()
+
+    clock += 60_000
+    const r = await open()
+    expect(r.resourceVersion).toBe(5)
+    expect(r.list('ServicePolicy').map((x) => [x.metadata.name, x.metadata.resourceVersion])).toEqual([['a', 1], ['c', 3]])
+    // Leases restart on recovery rather than expiring for the endpoint's own downtime.
+    expect(r.instance(inst.metadata.name)?.status.expiresAt).toBe(new Date(clock + 1000).toISOString())
+    expect(r.eventsSince(3)).toHaveLength(2)
+    expect((await r.put(policy('d'))).object.metadata.resourceVersion).toBe(6)
+    await r.close()
+  })
+
+  it('keeps resourceVersions across compaction and restart', async () => {
+    const s = await open({ compactBytes: 1 })
+    for (let i = 0; i < 5; i++) await s.put(policy(`p${i}`))
+    await s.close()
+    const r = await open()
+    expect(r.resourceVersion).toBe(5)
+    expect(r.list('ServicePolicy')).toHaveLength(5)
+    expect(r.eventsSince(4)).toBe('resync')
+    expect(r.eventsSince(5)).toEqual([])
+    await r.close()
+  })
+
+  it('answers resync once `since` is older than the retained history or ahead of it', async () => {
+    const s = await open({ historySize: 3 })
+    for (let i = 0; i < 6; i++) await s.put(policy(`p${i}`))
+    expect(s.eventsSince(2)).toBe('resync')
+    expect((s.eventsSince(3) as WatchEvent[]).map((e) => e.resourceVersion)).toEqual([4, 5, 6])
+    expect(s.eventsSince(7)).toBe('resync')
+    await s.close()
+  })
+
+  it('expires leases that are not renewed, as DELETED events', async () => {
+    const s = await open()
+    const seen: WatchEvent[] = []
+    s.subscribe((e) => seen.push(e))
+    const kept = await s.register('default', spec)
+    const lost = await s.register('default', spec)
+    clock += 600
+    expect(s.heartbeat(kept.metadata.name, { inflight: 2 })?.status.report).toEqual({ inflight: 2 })
+    clock += 600
+    const deleted = new Promise<void>((resolve) => s.subscribe((e) => e.type === 'DELETED' && resolve()))
+    expect(s.expireLeases()).toBe(1)
+    expect(s.expireLeases()).toBe(0)
+    await deleted
+    await s.close()
+    expect(seen.at(-1)).toMatchObject({ type: 'DELETED', object: { kind: 'Instance', metadata: { name: lost.metadata.name } } })
+    expect(s.instances().map((i) => i.metadata.name)).toEqual([kept.metadata.name])
+    expect(s.heartbeat(lost.metadata.name)).toBeUndefined()
+  })
+})

@@ -1,0 +1,357 @@
+/**
+ * The control endpoint's state: resources, instance leases, the resourceVersion counter and the
+ * retained event history, kept durable by a FileStore.
+ *
+ * Contract:
+ * - Every change is one watch event with the next resourceVersion. Changes are group-committed:
+ *   those arriving while a batch is being written go into the next batch (one write, one fsync).
+ * - Readers (get, list, watch) see only durable state; a write's promise resolves, and its
+ *   event reaches listeners, only after its batch is on disk. Writers check preconditions
+ *   against the latest state including writes still being committed, so concurrent writers
+ *   are serialized correctly.
+ * - If a write to disk fails the store stops taking writes (MESHLET_ERR_STORE_FAILED) until
+ *   restarted: what is on disk is then uncertain, and restart recovery decides.
+ */
+import { randomBytes } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
+import { API_VERSION, ControlErrorCodes, INSTANCE_KIND, resourceKey, type Instance, type InstanceSpec, type Resource, type StoredObject, type WatchEvent } from '@meshlet/core'
+import { ControlError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { FileStore, type StoreSnapshot } from '../store/file-store.js'
+
+export interface ControlStateOptions {
+  log: Logger
+  /** Events kept for `watch?since=`; older `since` values get a resync answer. Default 10,000. */
+  historySize?: number
+  /** Compact (snapshot + empty log) once the log is this large. Default 4 MiB. */
+  compactBytes?: number
+  now?: () => number
+}
+
+export type PutResult = { object: Resource; result: 'created' | 'configured' | 'unchanged' }
+type Pending = { event: WatchEvent; key: string; resolve: () => void; reject: (err: unknown) => void }
+
+const instanceKey = (id: string): string => `${INSTANCE_KIND}/${id}`
+
+export class ControlState {
+  readonly #store: FileStore
+  readonly #log: Logger
+  readonly #now: () => number
+  readonly #historySize: number
+  readonly #compactBytes: number
+  readonly #resources = new Map<string, Resource>()
+  readonly #instances = new Map<string, Instance>()
+  /** Writes not yet durable, by key: what the key will hold (null: deleted) and at which version. */
+  readonly #overlay = new Map<string, { rv: number; object: StoredObject | null }>()
+  readonly #listeners = new Set<(e: WatchEvent) => void>()
+  #history: WatchEvent[] = []
+  /** Every event with a resourceVersion above this one is in #history. */
+  #historyStart = 0
+  #rv = 0
+  #lastAssigned = 0
+  #queue: Pending[] = []
+  #flushing = false
+  #failed: unknown
+  #closed = false
+
+  private constructor(store: FileStore, options: ControlStateOptions) {
+    this.#store = store
+    this.#log = options.log
+    this.#now = options.now ?? Date.now
+    this.#historySize = options.historySize ?? 10_000
+    this.#compactBytes = options.compactBytes ?? 4 * 1024 * 1024
+  }
+
+  static async open(dir: string, options: ControlStateOptions): Promise<ControlState> {
+    const { store, recovered } = await FileStore.open(dir, options.log)
+    const state = new ControlState(store, options)
+    const snap = recovered.snapshot
+    if (snap) {
+      for (const r of snap.resources) state.#resources.set(resourceKey(r.kind, r.metadata.namespace, r.metadata.name), r)
+      for (const i of snap.instances) state.#instances.set(i.metadata.name, i)
+      state.#rv = snap.resourceVersion
+      state.#historyStart = snap.resourceVersion
+    }
+    for (const e of recovered.events) state.#apply(e)
+    state.#trimHistory()
+    state.#lastAssigned = state.#rv
+    // Leases restart on recovery: the endpoint was down, so no heartbeat could reach it.
+    const now = state.#now()
+    for (const [id, inst] of state.#instances) state.#instances.set(id, withLease(inst, now, inst.status.lastHeartbeat))
+    return state
+  }
+
+  /** The resourceVersion of the latest durable change. */
+  get resourceVersion(): number {
+    return this.#rv
+  }
+
+  get(kind: string, namespace: string, name: string): Resource | undefined {
+    return this.#resources.get(resourceKey(kind, namespace, name))
+  }
+
+  list(kind: string, namespace?: string): Resource[] {
+    const out: Resource[] = []
+    for (const r of this.#resources.values()) if (r.kind === kind && (namespace === undefined || r.metadata.namespace === namespace)) out.push(r)
+    return out.sort(byNamespaceAndName)
+  }
+
+  allResources(): Resource[] {
+    return [...this.#resources.values()].sort(byNamespaceAndName)
+  }
+
+  instance(id: string): Instance | undefined {
+    return this.#instances.get(id)
+  }
+
+  instances(filter: { service?: string | undefined; namespace?: string | undefined } = {}): Instance[] {
+    const out: Instance[] = []
+    for (const i of this.#instances.values()) {
+      if ((filter.service === undefined || i.spec.service === filter.service) && (filter.namespace === undefined || i.metadata.namespace === filter.namespace)) out.push(i)
+    }
+    return out.sort((a, b) => a.spec.service.localeCompare(b.spec.service) || a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp) || a.metadata.name.localeCompare(b.metadata.name))
+  }
+
+  /**
+   * Creates or replaces a validated resource. `precondition`: the write succeeds only if the
+   * stored resourceVersion is this one (0: only if it does not exist). An identical spec and
+   * labels change nothing and keep the version.
+   */
+  async put(resource: Resource, options: { precondition?: number | undefined; dryRun?: boolean } = {}): Promise<PutResult> {
+    const { kind, metadata } = resource
+    const key = resourceKey(kind, metadata.namespace, metadata.name)
+    const current = this.#latest(key) as Resource | undefined
+    checkPrecondition(current, options.precondition, `${kind} ${metadata.namespace}/${metadata.name}`)
+    if (current && isDeepStrictEqual(current.spec, resource.spec) && isDeepStrictEqual(current.metadata.labels, metadata.labels)) return { object: current, result: 'unchanged' }
+    const object: Resource = {
+      apiVersion: API_VERSION,
+      kind,
+      metadata: {
+        name: metadata.name,
+        namespace: metadata.namespace,
+        ...(metadata.labels ? { labels: metadata.labels } : {}),
+        resourceVersion: options.dryRun ? (current?.metadata.resourceVersion ?? 0) : this.#lastAssigned + 1,
+        creationTimestamp: current?.metadata.creationTimestamp ?? new Date(this.#now()).toISOString(),
+      },
+      spec: resource.spec,
+    }
+    const result = current ? 'configured' : 'created'
+    if (options.dryRun) return { object, result }
+    this.#assertWritable()
+    await this.#commit(key, { type: current ? 'MODIFIED' : 'ADDED', resourceVersion: ++this.#lastAssigned, object })
+    return { object, result }
+  }
+
+  /** Deletes a resource; returns it as deleted (with the deletion's resourceVersion), or undefined if absent. */
+  async delete(kind: string, namespace: string, name: string, precondition?: number): Promise<Resource | undefined> {
+    const key = resourceKey(kind, namespace, name)
+    const current = this.#latest(key) as Resource | undefined
+    if (current === undefined) {
+      if (precondition !== undefined && precondition !== 0) checkPrecondition(current, precondition, `${kind} ${namespace}/${name}`)
+      return undefined
+    }
+    checkPrecondition(current, precondition, `${kind} ${namespace}/${name}`)
+    this.#assertWritable()
+    const rv = ++this.#lastAssigned
+    const object: Resource = { ...current, metadata: { ...current.metadata, resourceVersion: rv } }
+    await this.#commit(key, { type: 'DELETED', resourceVersion: rv, object })
+    return object
+  }
+
+  /** Registers an instance with a new lease; resolves once durable. */
+  async register(namespace: string, spec: InstanceSpec): Promise<Instance> {
+    this.#assertWritable()
+    const id = randomBytes(12).toString('hex')
+    const now = this.#now()
+    const rv = ++this.#lastAssigned
+    const instance = withLease(
+      { apiVersion: API_VERSION, kind: INSTANCE_KIND, metadata: { name: id, namespace, resourceVersion: rv, creationTimestamp: new Date(now).toISOString() }, spec, status: { expiresAt: '', lastHeartbeat: '' } },
+      now,
+    )
+    await this.#commit(instanceKey(id), { type: 'ADDED', resourceVersion: rv, object: instance })
+    return instance
+  }
+
+  /**
+   * Renews a lease (in memory only: a restart renews every lease anyway, and writing heartbeats
+   * to disk would cost an fsync each). Undefined if the lease is unknown or already expired.
+   */
+  heartbeat(id: string, report?: Record<string, unknown>): Instance | undefined {
+    const inst = this.#instances.get(id)
+    const pending = this.#overlay.get(instanceKey(id))
+    if (inst === undefined || (pending && pending.object === null) || Date.parse(inst.status.expiresAt) <= this.#now()) return undefined
+    const renewed = withLease(inst, this.#now(), undefined, report ?? inst.status.report)
+    this.#instances.set(id, renewed)
+    return renewed
+  }
+
+  /** Removes an instance; returns it as removed, or undefined if unknown. */
+  async deregister(id: string): Promise<Instance | undefined> {
+    const key = instanceKey(id)
+    const current = this.#latest(key) as Instance | undefined
+    if (current === undefined) return undefined
+    this.#assertWritable()
+    const rv = ++this.#lastAssigned
+    const object: Instance = { ...current, metadata: { ...current.metadata, resourceVersion: rv } }
+    await this.#commit(key, { type: 'DELETED', resourceVersion: rv, object })
+    return object
+  }
+
+  /** Removes every instance whose lease has run out; returns how many. */
+  expireLeases(): number {
+    if (this.#failed !== undefined || this.#closed) return 0
+    const now = this.#now()
+    let n = 0
+    for (const inst of this.#instances.values()) {
+      if (Date.parse(inst.status.expiresAt) > now || this.#overlay.has(instanceKey(inst.metadata.name))) continue
+      const rv = ++this.#lastAssigned
+      const object: Instance = { ...inst, metadata: { ...inst.metadata, resourceVersion: rv } }
+      this.#commit(instanceKey(inst.metadata.name), { type: 'DELETED', resourceVersion: rv, object }).catch(() => {})
+      this.#log.info(`lease expired: instance ${inst.metadata.name} of ${inst.metadata.namespace}/${inst.spec.service} at ${inst.spec.address}:${inst.spec.port} (no heartbeat for ${inst.spec.ttl}ms)`)
+      n++
+    }
+    return n
+  }
+
+  /** Events after `since`, or 'resync' when some of them are no longer retained (or `since` is in the future). */
+  eventsSince(since: number): WatchEvent[] | 'resync' {
+    if (since < this.#historyStart || since > this.#rv) return 'resync'
+    let lo = 0
+    let hi = this.#history.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.#history[mid]!.resourceVersion <= since) lo = mid + 1
+      else hi = mid
+    }
+    return this.#history.slice(lo)
+  }
+
+  /** The oldest `since` a watch may resume from. */
+  get historyStart(): number {
+    return this.#historyStart
+  }
+
+  /** Calls `listener` with every durable change, in resourceVersion order. */
+  subscribe(listener: (e: WatchEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Waits for writes in flight, then closes the store. */
+  async close(): Promise<void> {
+    this.#closed = true
+    while (this.#flushing || this.#queue.length > 0) await new Promise((r) => setImmediate(r))
+    await this.#store.close()
+  }
+
+  #latest(key: string): StoredObject | undefined {
+    const pending = this.#overlay.get(key)
+    if (pending !== undefined) return pending.object ?? undefined
+    if (key.startsWith(`${INSTANCE_KIND}/`)) return this.#instances.get(key.slice(INSTANCE_KIND.length + 1))
+    return this.#resources.get(key)
+  }
+
+  #assertWritable(): void {
+    if (this.#closed) throw new ControlError(ControlErrorCodes.STORE_FAILED, 503, 'the control endpoint is shutting down; retry against it once it is back')
+    if (this.#failed !== undefined) {
+      throw new ControlError(ControlErrorCodes.STORE_FAILED, 503, `the store could not write to disk (${String((this.#failed as Error)?.message ?? this.#failed)}) and takes no more writes; restart the control endpoint after fixing the disk`)
+    }
+  }
+
+  #commit(key: string, event: WatchEvent): Promise<void> {
+    this.#overlay.set(key, { rv: event.resourceVersion, object: event.type === 'DELETED' ? null : event.object })
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ event, key, resolve, reject })
+      if (!this.#flushing) {
+        this.#flushing = true
+        queueMicrotask(() => void this.#flush())
+      }
+    })
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue
+      this.#queue = []
+      try {
+        await this.#store.append(batch.map((p) => p.event))
+      } catch (err) {
+        this.#failed = err
+        this.#log.error(`writing to the store in ${this.#store.dir} failed: ${(err as Error).message}. No more writes are taken; restart the control endpoint once the disk is fixed.`)
+        const e = new ControlError(ControlErrorCodes.STORE_FAILED, 503, `the store could not write to disk (${(err as Error).message}); the change may or may not have been saved`, { cause: err })
+        for (const p of [...batch, ...this.#queue]) p.reject(e)
+        this.#queue = []
+        break
+      }
+      for (const p of batch) {
+        this.#apply(p.event)
+        if (this.#overlay.get(p.key)?.rv === p.event.resourceVersion) this.#overlay.delete(p.key)
+        for (const l of this.#listeners) {
+          try {
+            l(p.event)
+          } catch (err) {
+            this.#log.error(`a watch listener failed: ${(err as Error).message}`)
+          }
+        }
+      }
+      this.#trimHistory()
+      for (const p of batch) p.resolve()
+      if (this.#store.walBytes > this.#compactBytes) await this.#compact()
+    }
+    this.#flushing = false
+  }
+
+  async #compact(): Promise<void> {
+    try {
+      await this.#store.compact(this.snapshot())
+    } catch (err) {
+      // The old snapshot and log are still whole (the replacements are renamed in only when written).
+      this.#log.warn(`compacting the store failed (${(err as Error).message}); the log keeps growing until the next try`)
+    }
+  }
+
+  /** The durable state as one value. */
+  snapshot(): StoreSnapshot {
+    return { resourceVersion: this.#rv, resources: [...this.#resources.values()], instances: [...this.#instances.values()] }
+  }
+
+  #apply(e: WatchEvent): void {
+    if (e.type === 'BOOKMARK') return
+    const o = e.object
+    if (o.kind === INSTANCE_KIND) {
+      if (e.type === 'DELETED') this.#instances.delete(o.metadata.name)
+      else this.#instances.set(o.metadata.name, o as Instance)
+    } else {
+      const key = resourceKey(o.kind, o.metadata.namespace, o.metadata.name)
+      if (e.type === 'DELETED') this.#resources.delete(key)
+      else this.#resources.set(key, o as Resource)
+    }
+    this.#rv = e.resourceVersion
+    this.#history.push(e)
+  }
+
+  #trimHistory(): void {
+    if (this.#history.length <= this.#historySize) return
+    const drop = this.#history.length - this.#historySize
+    this.#historyStart = this.#history[drop - 1]!.resourceVersion
+    this.#history = this.#history.slice(drop)
+  }
+}
+
+function checkPrecondition(current: StoredObject | undefined, precondition: number | undefined, what: string): void {
+  if (precondition === undefined) return
+  const stored = current?.metadata.resourceVersion ?? 0
+  if (stored === precondition) return
+  const now = current === undefined ? 'it does not exist' : `it is at resourceVersion ${stored}`
+  const wanted = precondition === 0 ? 'it not to exist' : `resourceVersion ${precondition}`
+  throw new ControlError(ControlErrorCodes.CONFLICT, 409, `${what} was changed by someone else: the write expected ${wanted}, but ${now}. Fetch it again, reapply your change and retry.`)
+}
+
+function withLease(inst: Instance, now: number, lastHeartbeat?: string, report?: Record<string, unknown>): Instance {
+  const status = { expiresAt: new Date(now + inst.spec.ttl).toISOString(), lastHeartbeat: lastHeartbeat ?? new Date(now).toISOString(), ...(report ? { report } : {}) }
+  return { ...inst, status }
+}
+
+function byNamespaceAndName(a: Resource, b: Resource): number {
+  return a.metadata.namespace.localeCompare(b.metadata.namespace) || a.metadata.name.localeCompare(b.metadata.name) || a.kind.localeCompare(b.kind)
+}
