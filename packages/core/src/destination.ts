@@ -7,7 +7,7 @@ import { Balancer, type EndpointSnapshot } from './balance/balancer.js'
 import type { ServicePolicy } from './config/mesh-options.js'
 import { callScope } from './deadline/call-scope.js'
 import type { Resolver } from './discovery/resolver.js'
-import { balanceFilter, breakerFilter, deadlineFilter, retryFilter, telemetryFilter } from './resilience/client-filters.js'
+import { balanceFilter, breakerFilter, deadlineFilter, newBreaker, retryFilter, telemetryFilter } from './resilience/client-filters.js'
 import { RetryBudget } from './resilience/retry-budget.js'
 import type { ClientProtocol } from './stack/client-protocol.js'
 import { compose, newCallContext, type CallContext, type Service, type StackEntry } from './stack/service.js'
@@ -25,24 +25,24 @@ export interface DestinationSnapshot {
 
 export class Destination {
   readonly name: string
-  readonly policy: ServicePolicy
+  #policy: ServicePolicy
   readonly balancer: Balancer
-  readonly budget: RetryBudget | undefined
+  #budget: RetryBudget | undefined
   /** Resolves once the resolver delivered its first snapshot. */
   readonly ready: Promise<void>
   readonly #resolver: Resolver
   readonly #metrics: MeshMetrics
-  readonly #stacks = new WeakMap<ClientProtocol<never, never>, Service<never, never>>()
+  #stacks = new WeakMap<ClientProtocol<never, never>, Service<never, never>>()
   #breaker: CircuitBreaker | undefined
   #lastError: Error | undefined
 
   constructor(name: string, policy: ServicePolicy, resolver: Resolver, zone: string | undefined, metrics: MeshMetrics) {
     this.name = name
-    this.policy = policy
+    this.#policy = policy
     this.#resolver = resolver
     this.#metrics = metrics
     this.balancer = new Balancer(name, policy.balancer, policy.outlier, zone, metrics)
-    this.budget = policy.retries ? new RetryBudget(policy.retries.budgetPercent, policy.retries.budgetMinPerSecond, policy.retries.budgetTtl) : undefined
+    this.#budget = newBudget(policy)
     this.ready = new Promise((resolve) => {
       resolver.start({
         onChanges: (changes) => {
@@ -57,7 +57,31 @@ export class Destination {
     })
   }
 
-  /** The composed client stack for a transport, built on first use. */
+  get policy(): ServicePolicy {
+    return this.#policy
+  }
+
+  get budget(): RetryBudget | undefined {
+    return this.#budget
+  }
+
+  /**
+   * Applies a new policy to new calls; calls in flight finish under the old one. Endpoint state is
+   * kept; the retry budget and breaker start afresh only when their own settings changed.
+   */
+  updatePolicy(policy: ServicePolicy): void {
+    const old = this.#policy
+    this.#policy = policy
+    if (!sameSettings(old.retries, policy.retries)) this.#budget = newBudget(policy)
+    if (!sameSettings(old.breaker, policy.breaker)) {
+      this.#breaker?.shutdown()
+      this.#breaker = undefined
+    }
+    this.balancer.configure(policy.balancer, policy.outlier)
+    this.#stacks = new WeakMap()
+  }
+
+  /** The composed client stack for a transport, built on first use; callers must not cache it across policy updates. */
   stack<Req, Res>(protocol: ClientProtocol<Req, Res>): Service<Req, Res> {
     const key = protocol as unknown as ClientProtocol<never, never>
     let s = this.#stacks.get(key) as Service<Req, Res> | undefined
@@ -74,14 +98,14 @@ export class Destination {
    */
   newContext(idempotent: boolean, signal?: AbortSignal): CallContext {
     const scope = callScope.getStore()
-    let deadline = this.policy.timeout === Infinity ? Infinity : Date.now() + this.policy.timeout
+    let deadline = this.#policy.timeout === Infinity ? Infinity : Date.now() + this.#policy.timeout
     let s = signal
     if (scope !== undefined) {
       if (scope.deadline < deadline) deadline = scope.deadline
       if (s === undefined) s = scope.signal
       else if (scope.signal !== undefined) s = AbortSignal.any([s, scope.signal])
     }
-    return newCallContext(this.name, deadline, s, idempotent, this.policy.retries ? this.policy.retries.perTryTimeout : Infinity)
+    return newCallContext(this.name, deadline, s, idempotent, this.#policy.retries ? this.#policy.retries.perTryTimeout : Infinity)
   }
 
   snapshot(): DestinationSnapshot {
@@ -103,18 +127,26 @@ export class Destination {
   }
 
   #entries<Req, Res>(protocol: ClientProtocol<Req, Res>): StackEntry<Req, Res>[] {
-    const p = this.policy
+    const p = this.#policy
     const entries: StackEntry<Req, Res>[] = [
       { role: 'telemetry', filter: telemetryFilter(protocol, this.#metrics) },
       { role: 'deadline', filter: deadlineFilter() },
     ]
-    if (p.retries && this.budget && p.retries.attempts > 0) entries.push({ role: 'retry', filter: retryFilter(protocol, p.retries, this.budget, this.#metrics) })
+    if (p.retries && this.#budget && p.retries.attempts > 0) entries.push({ role: 'retry', filter: retryFilter(protocol, p.retries, this.#budget, this.#metrics) })
     if (p.breaker) {
-      const { filter, breaker } = breakerFilter(this.name, protocol, p.breaker, this.#metrics)
-      this.#breaker = breaker
-      entries.push({ role: 'breaker', filter })
+      // One breaker per destination, shared by every transport's stack until its settings change.
+      this.#breaker ??= newBreaker(this.name, p.breaker, this.#metrics)
+      entries.push({ role: 'breaker', filter: breakerFilter(this.#breaker, protocol) })
     }
     entries.push({ role: 'balance', filter: balanceFilter(this.balancer, protocol) })
     return entries
   }
+}
+
+function newBudget(policy: ServicePolicy): RetryBudget | undefined {
+  return policy.retries ? new RetryBudget(policy.retries.budgetPercent, policy.retries.budgetMinPerSecond, policy.retries.budgetTtl) : undefined
+}
+
+function sameSettings(a: object | false, b: object | false): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
 }

@@ -17,6 +17,7 @@ export const ErrorCodes = {
   CLOSED: 'MESHLET_ERR_CLOSED',
   DISCOVERY: 'MESHLET_ERR_DISCOVERY',
   UPSTREAM: 'MESHLET_ERR_UPSTREAM',
+  UNKNOWN_SERVICE: 'MESHLET_ERR_UNKNOWN_SERVICE',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -3,12 +3,13 @@
  * lifecycle (readiness, graceful drain, closing outbound pools) in the order that avoids the
  * sidecar ordering bugs: not ready → propagation delay → stop accepting → drain → close clients.
  */
-import { dnsPort, resolvePolicy, validateMeshOptions, type MeshOptionsInput } from './config/mesh-options.js'
+import { dnsPort, policyFields, resolvePolicy, validateMeshOptions, type MeshOptionsInput, type ValidatedMeshOptions } from './config/mesh-options.js'
+import * as s from './config/schema.js'
 import { Destination, type DestinationSnapshot } from './destination.js'
 import { DnsResolver } from './discovery/resolver-dns.js'
 import { parseEndpointUrl, type EndpointAddress, type EndpointChange, type Resolver } from './discovery/resolver.js'
 import { StaticResolver } from './discovery/resolver-static.js'
-import { ErrorCodes, MeshletError } from './errors.js'
+import { ConfigError, ErrorCodes, MeshletError, type ConfigIssue } from './errors.js'
 import { InboundGate } from './server/inbound-gate.js'
 import { channels, publish } from './telemetry/diagnostics.js'
 import { MeshMetrics } from './telemetry/metrics.js'
@@ -28,10 +29,22 @@ export interface MeshSnapshot {
   revision: string | undefined
   zone: string | undefined
   configVersion: number
+  /** The last policy update that was refused, with why; the previous policy stayed in force. */
+  lastRejectedConfig: RejectedConfig | null
   state: 'serving' | 'not-ready' | 'draining' | 'closed'
   inbound: { inflight: number; utilization: number }
   destinations: Record<string, DestinationSnapshot>
 }
+
+export interface RejectedConfig {
+  service: string
+  source: string
+  at: string
+  issues: ConfigIssue[]
+  message: string
+}
+
+const policyUpdateSchema = s.object(policyFields)
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000
 const DEFAULT_DNS_REFRESH = 5000
@@ -53,10 +66,13 @@ export class Mesh implements AsyncDisposable {
   #closing: Promise<void> | undefined
   #closed = false
   #configVersion = 1
+  #lastRejected: RejectedConfig | null = null
+  readonly #options: ValidatedMeshOptions
 
   /** Use createMesh(); the constructor does not wait for discovery. */
   constructor(options: MeshOptions) {
     const o = validateMeshOptions(options)
+    this.#options = o
     this.service = o.service
     this.namespace = o.namespace ?? 'default'
     this.revision = o.revision
@@ -102,6 +118,28 @@ export class Mesh implements AsyncDisposable {
     }
   }
 
+  /**
+   * Applies a policy update (the fields of a ServicePolicy spec) to one destination, live: new calls
+   * use it at once. An invalid update is refused with MESHLET_ERR_CONFIG_INVALID, the previous
+   * policy stays, and the refusal shows in inspect(), the `meshlet.config.rejected` metric and the
+   * `meshlet:config:rejected` diagnostics channel. `source` names where it came from, for people.
+   */
+  applyPolicy(service: string, update: unknown, source = 'applyPolicy()'): void {
+    const dest = this.#destinations.get(service)
+    if (dest === undefined) throw new MeshletError(ErrorCodes.UNKNOWN_SERVICE, `Mesh "${this.service}" has no destination "${service}" to apply a policy to; known: ${[...this.#destinations.keys()].join(', ') || '(none)'}.`)
+    const issues: ConfigIssue[] = []
+    const policy = policyUpdateSchema.check(update ?? {}, '', issues)
+    if (issues.length > 0 || policy === undefined) {
+      const error = new ConfigError(issues, `policy update for "${service}" from ${source}`)
+      this.#lastRejected = { service, source, at: new Date().toISOString(), issues, message: error.message }
+      this.metrics.configRejected.add(1, this.metrics.attributes(`cr:${service}`, () => ({ 'meshlet.destination': service })))
+      publish(channels.configRejected, () => ({ ...this.#lastRejected }))
+      throw error
+    }
+    dest.updatePolicy(resolvePolicy(this.#options.defaults, this.#options.services?.[service], policy))
+    this.#configVersion++
+  }
+
   inspect(): MeshSnapshot {
     const destinations: Record<string, DestinationSnapshot> = {}
     for (const [name, d] of this.#destinations) destinations[name] = d.snapshot()
@@ -111,6 +149,7 @@ export class Mesh implements AsyncDisposable {
       revision: this.revision,
       zone: this.zone,
       configVersion: this.#configVersion,
+      lastRejectedConfig: this.#lastRejected,
       state: this.#closed ? 'closed' : !this.inbound.accepting ? 'draining' : !this.inbound.ready ? 'not-ready' : 'serving',
       inbound: { inflight: this.inbound.inflight, utilization: this.inbound.utilization },
       destinations,

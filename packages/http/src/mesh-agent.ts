@@ -5,8 +5,8 @@
  */
 import { createRequire } from 'node:module'
 import { Agent, Dispatcher, type Pool } from 'undici'
-import { DEADLINE_HEADER, injectTraceContext, isIdempotentMethod, type Destination, type Mesh, type Service } from '@meshlet/core'
-import { HttpCall, type HttpAttempt } from './http-call.js'
+import { DEADLINE_HEADER, injectTraceContext, isIdempotentMethod, type Mesh } from '@meshlet/core'
+import { HttpCall } from './http-call.js'
 import { httpProtocol } from './http-protocol.js'
 
 type DispatchHandler = Dispatcher.DispatchHandler
@@ -78,7 +78,6 @@ export class MeshAgent extends Dispatcher {
   readonly #fallback: Dispatcher
   readonly #ownsFallback: boolean
   readonly #protocol
-  readonly #stacks = new Map<Destination, Service<HttpCall, HttpAttempt>>()
 
   constructor(mesh: Mesh, options: MeshAgentOptions = {}) {
     super()
@@ -100,12 +99,7 @@ export class MeshAgent extends Dispatcher {
       h.onResponseError?.(call, call.reason!)
       return true
     }
-    let stack = this.#stacks.get(dest)
-    if (stack === undefined) {
-      stack = dest.stack(this.#protocol)
-      this.#stacks.set(dest, stack)
-    }
-    stack(call, ctx).then(
+    dest.stack(this.#protocol)(call, ctx).then(
       (res) => res.deliver(),
       (err: unknown) => call.fail(err),
     )

@@ -31,9 +31,9 @@ export interface EndpointSnapshot {
 export class Balancer {
   readonly service: string
   readonly #endpoints = new Map<string, EndpointState>()
-  readonly #policy: BalancerPolicy
-  readonly #outlier: OutlierPolicy | false
-  readonly #strategy: PickStrategy
+  #policy: BalancerPolicy
+  #outlier: OutlierPolicy | false
+  #strategy: PickStrategy
   readonly #zone: string | undefined
   readonly #metrics: MeshMetrics
   /** The picker snapshot: ready endpoints, replaced (never mutated) on every change. */
@@ -50,10 +50,29 @@ export class Balancer {
     this.#strategy = strategyFor(policy.type, policy.decay)
     this.#zone = zone
     this.#metrics = metrics
-    if (outlier) {
-      this.#sweep = setInterval(() => this.#decayEjections(), outlier.interval)
-      this.#sweep.unref()
+    this.#startSweep()
+  }
+
+  /**
+   * Applies a new balancing and outlier policy to the live endpoint set: endpoint state (latency,
+   * in-flight, current ejections) is kept; new picks use the new rule at once.
+   */
+  configure(policy: BalancerPolicy, outlier: OutlierPolicy | false): void {
+    if (policy.type !== this.#policy.type || policy.decay !== this.#policy.decay) this.#strategy = strategyFor(policy.type, policy.decay)
+    this.#policy = policy
+    const interval = this.#outlier ? this.#outlier.interval : undefined
+    this.#outlier = outlier
+    if ((outlier ? outlier.interval : undefined) !== interval) {
+      clearInterval(this.#sweep)
+      this.#sweep = undefined
+      this.#startSweep()
     }
+  }
+
+  #startSweep(): void {
+    if (!this.#outlier || this.#closed) return
+    this.#sweep = setInterval(() => this.#decayEjections(), this.#outlier.interval)
+    this.#sweep.unref()
   }
 
   get size(): number {

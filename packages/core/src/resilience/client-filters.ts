@@ -10,6 +10,7 @@ import type { BreakerPolicy, RetryPolicy } from '../config/mesh-options.js'
 import { deadlineExceeded } from '../deadline/call-scope.js'
 import { ErrorCodes, isMeshletError, MeshletError } from '../errors.js'
 import type { ClientProtocol } from '../stack/client-protocol.js'
+import type { ResponseClassifier } from '../stack/response-classifier.js'
 import { Classification } from '../stack/response-classifier.js'
 import type { CallContext, Filter, Service } from '../stack/service.js'
 import { channels, publish } from '../telemetry/diagnostics.js'
@@ -189,15 +190,21 @@ class FailedResponse<Res> extends Error {
   }
 }
 
-export function breakerFilter<Req, Res>(service: string, protocol: ClientProtocol<Req, Res>, policy: BreakerPolicy, metrics: MeshMetrics): { filter: Filter<Req, Res>; breaker: CircuitBreaker } {
-  const classifier = protocol.classifier
-  const action = (req: Req, ctx: CallContext, next: Service<Req, Res>): Promise<Res> =>
-    next(req, ctx).then((res) => {
-      const cls = classifier.response(req, ctx, res)
-      if (cls === Classification.Failure || cls === Classification.RetryableFailure) throw new FailedResponse(res)
-      return res
-    })
-  const breaker = new CircuitBreaker(action, {
+type AnyClassifier = ResponseClassifier<unknown, unknown>
+type AnyService = Service<unknown, unknown>
+
+/** One attempt through the breaker: a failed response is rejected so that it counts against it. */
+function breakerAction(req: unknown, ctx: CallContext, next: AnyService, classifier: AnyClassifier): Promise<unknown> {
+  return next(req, ctx).then((res) => {
+    const cls = classifier.response(req, ctx, res)
+    if (cls === Classification.Failure || cls === Classification.RetryableFailure) throw new FailedResponse(res)
+    return res
+  })
+}
+
+/** The breaker of one destination, shared by every transport's stack (the classifier travels with each call). */
+export function newBreaker(service: string, policy: BreakerPolicy, metrics: MeshMetrics): CircuitBreaker {
+  const breaker = new CircuitBreaker(breakerAction, {
     timeout: false,
     errorThresholdPercentage: policy.errorThreshold,
     volumeThreshold: policy.volumeThreshold,
@@ -205,10 +212,11 @@ export function breakerFilter<Req, Res>(service: string, protocol: ClientProtoco
     rollingCountBuckets: 10,
     resetTimeout: policy.resetTimeout,
     // Errors that say nothing about the destination's health do not count against it.
-    errorFilter: ((err: unknown, req: Req, ctx: CallContext) => !(err instanceof FailedResponse) && classifier.error(req, ctx, err) === Classification.Ignorable) as (err: unknown) => boolean,
+    errorFilter: ((err: unknown, req: unknown, ctx: CallContext, _next: AnyService, classifier: AnyClassifier) =>
+      !(err instanceof FailedResponse) && classifier.error(req, ctx, err) === Classification.Ignorable) as (err: unknown) => boolean,
   })
   // opossum resolves fire() with the fallback's result: a failed response is handed back as a response.
-  breaker.fallback((_req: Req, ctx: CallContext, _next: unknown, err: unknown) => {
+  breaker.fallback((_req: unknown, ctx: CallContext, _next: unknown, _classifier: unknown, err: unknown) => {
     if (err instanceof FailedResponse) return err.res
     if ((err as { code?: string })?.code === 'EOPENBREAKER') {
       throw new MeshletError(ErrorCodes.BREAKER_OPEN, `Circuit breaker for "${service}" is open after too many failures; calls fail fast for up to ${policy.resetTimeout}ms, then one probe is let through. Attempt ${ctx.attempt}.`, {
@@ -225,7 +233,12 @@ export function breakerFilter<Req, Res>(service: string, protocol: ClientProtoco
   breaker.on('open', transition('open'))
   breaker.on('halfOpen', transition('half-open'))
   breaker.on('close', transition('closed'))
-  return { filter: (req, ctx, next) => breaker.fire(req, ctx, next) as Promise<Res>, breaker }
+  return breaker
+}
+
+export function breakerFilter<Req, Res>(breaker: CircuitBreaker, protocol: ClientProtocol<Req, Res>): Filter<Req, Res> {
+  const classifier = protocol.classifier
+  return (req, ctx, next) => breaker.fire(req, ctx, next, classifier) as Promise<Res>
 }
 
 /** Picks the endpoint, tracks in-flight, and feeds latency and outcome back to the balancer. */

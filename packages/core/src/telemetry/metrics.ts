@@ -19,6 +19,7 @@ export class MeshMetrics {
   readonly ejections: Counter
   readonly breakerTransitions: Counter
   readonly admissionRejected: Counter
+  readonly configRejected: Counter
   readonly meter: Meter | undefined
   readonly #attrs = new Map<string, Attributes>()
 
@@ -34,6 +35,7 @@ export class MeshMetrics {
     this.retries = counter('meshlet.retries', 'Retry decisions by destination: outcome "sent", or why a retryable failure was not retried (budget_exhausted, deadline, attempts, body_not_replayable, cancelled).', '{retry}')
     this.ejections = counter('meshlet.endpoint.ejections', 'Endpoints ejected by outlier detection.', '{ejection}')
     this.breakerTransitions = counter('meshlet.breaker.state', 'Breaker state transitions, by destination and new state.', '{transition}')
+    this.configRejected = counter('meshlet.config.rejected', 'Policy updates refused as invalid; the previous policy stayed in force.', '{update}')
     this.admissionRejected = counter('meshlet.admission.rejected', 'Inbound requests refused before processing, by reason.', '{request}')
   }
 
