@@ -82,10 +82,10 @@ export class WatchReader {
   #close: () => void = () => {}
   readonly ready: Promise<void>
 
-  constructor(base: string, query = '', options: { sse?: boolean; token?: string } = {}) {
+  constructor(base: string, query = '', options: { sse?: boolean; token?: string; headers?: Record<string, string> } = {}) {
     const { hostname, port } = new URL(base)
     this.ready = new Promise((resolve, reject) => {
-      const req = request({ host: hostname, port, path: `/v1/watch${query}`, agent: false, headers: { authorization: `Bearer ${options.token ?? JOIN}`, ...(options.sse ? { accept: 'text/event-stream' } : {}) } }, (res) => {
+      const req = request({ host: hostname, port, path: `/v1/watch${query}`, agent: false, headers: { authorization: `Bearer ${options.token ?? JOIN}`, ...(options.sse ? { accept: 'text/event-stream' } : {}), ...options.headers } }, (res) => {
         this.status = res.statusCode ?? 0
         res.setEncoding('utf8')
         res.on('data', (chunk: string) => this.#feed(chunk, options.sse === true))
