@@ -4,4 +4,4 @@ export { FileStore, WAL_FILE, SNAPSHOT_FILE, type StoreSnapshot, type RecoveredS
 export { ControlError, isControlError } from './errors.js'
 export { ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE } from './auth/tokens.js'
 export { stderrLogger, silentLogger, type Logger } from './logger.js'
-export { ControlClient, ControlRequestError, type ControlClientOptions } from './client/control-client.js'
+export { ControlClient, ControlRequestError, type ControlClientOptions } from '@meshlet/core'

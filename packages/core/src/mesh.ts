@@ -10,6 +10,10 @@ import { DnsResolver } from './discovery/resolver-dns.js'
 import { parseEndpointUrl, type EndpointAddress, type EndpointChange, type Resolver } from './discovery/resolver.js'
 import { StaticResolver } from './discovery/resolver-static.js'
 import { ConfigError, ErrorCodes, MeshletError, type ConfigIssue } from './errors.js'
+import { ControlClient, ControlRequestError } from './control/control-client.js'
+import { ControlSync, snapshotFileFor, type SyncSource } from './control/control-sync.js'
+import { ControlResolver } from './discovery/resolver-control.js'
+import type { InstanceRegistration } from './resources/instance.js'
 import { InboundGate } from './server/inbound-gate.js'
 import { channels, publish } from './telemetry/diagnostics.js'
 import { MeshMetrics } from './telemetry/metrics.js'
@@ -31,6 +35,8 @@ export interface MeshSnapshot {
   configVersion: number
   /** The last policy update that was refused, with why; the previous policy stayed in force. */
   lastRejectedConfig: RejectedConfig | null
+  /** The control endpoint as this mesh follows it: null in static mode. */
+  control: { url: string; lease: string | null; source: SyncSource; connected: boolean; resourceVersion: number | undefined; lastError: string | undefined } | null
   state: 'serving' | 'not-ready' | 'draining' | 'closed'
   inbound: { inflight: number; utilization: number }
   destinations: Record<string, DestinationSnapshot>
@@ -47,6 +53,10 @@ export interface RejectedConfig {
 const policyUpdateSchema = s.object(policyFields)
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000
+const DEFAULT_SNAPSHOT_MAX_AGE = 24 * 3_600_000
+const DEFAULT_LEASE_TTL = 15_000
+/** With a registry, peers learn of a deregistration through their watch: well under a second. */
+const DEFAULT_CONTROL_DRAIN_DELAY = 1000
 const DEFAULT_DNS_REFRESH = 5000
 
 export class Mesh implements AsyncDisposable {
@@ -58,7 +68,6 @@ export class Mesh implements AsyncDisposable {
   readonly inbound: InboundGate
   readonly #destinations = new Map<string, Destination>()
   readonly #servers = new Set<DrainableServer>()
-  readonly #drainDelay: number
   readonly #drainTimeout: number
   readonly #signals: readonly NodeJS.Signals[]
   readonly #onSignal: (signal: NodeJS.Signals) => void
@@ -68,6 +77,10 @@ export class Mesh implements AsyncDisposable {
   #configVersion = 1
   #lastRejected: RejectedConfig | null = null
   readonly #options: ValidatedMeshOptions
+  readonly #control: ControlClient | undefined
+  readonly #sync: ControlSync | undefined
+  readonly #controlResolvers = new Map<string, ControlResolver>()
+  #lease: { id: string; timer: NodeJS.Timeout; registration: InstanceRegistration } | undefined
 
   /** Use createMesh(); the constructor does not wait for discovery. */
   constructor(options: MeshOptions) {
@@ -79,7 +92,6 @@ export class Mesh implements AsyncDisposable {
     this.zone = o.zone
     this.metrics = new MeshMetrics()
     this.inbound = new InboundGate(o.service, this.metrics)
-    this.#drainDelay = o.drain?.delay ?? 0
     this.#drainTimeout = o.drain?.timeout ?? DEFAULT_DRAIN_TIMEOUT
     this.#signals = o.shutdownSignals === false ? [] : (o.shutdownSignals ?? ['SIGTERM'])
     this.#onSignal = (signal) => {
@@ -93,16 +105,139 @@ export class Mesh implements AsyncDisposable {
       const policy = resolvePolicy(o.defaults, svc)
       this.#destinations.set(name, new Destination(name, policy, resolverFor(name, svc.endpoints, o.dnsRefresh ?? DEFAULT_DNS_REFRESH), this.zone, this.metrics))
     }
+    if (o.control !== undefined) {
+      const client = (this.#control = new ControlClient({ url: o.control, token: o.token }))
+      this.#sync = new ControlSync(
+        client,
+        this.namespace,
+        {
+          endpoints: (service, endpoints) => {
+            if (this.#destinations.has(service) && !this.#controlResolvers.has(service)) return // statically configured: options win
+            this.#controlResolvers.get(service)?.update(endpoints)
+          },
+          policy: (service, spec, source) => {
+            if (!this.#destinations.has(service)) return // applied when the destination is first used
+            const { service: _name, ...update } = spec ?? {}
+            try {
+              this.applyPolicy(service, update, source)
+            } catch {
+              // Refused: the previous policy stays; inspect(), the metric and the channel say why.
+            }
+          },
+        },
+        { snapshotFile: o.cacheDir === undefined ? undefined : snapshotFileFor(o.cacheDir, this.namespace, this.service), snapshotMaxAge: o.snapshotMaxAge ?? DEFAULT_SNAPSHOT_MAX_AGE },
+      )
+    }
   }
 
-  /** The destination for a mesh service name, or undefined when the name is not a mesh service. */
+  /**
+   * The destination for a mesh service name, or undefined when the name is not a mesh service.
+   * Services the control endpoint knows get a destination on first use.
+   */
   destination(name: string): Destination | undefined {
-    return this.#destinations.get(name)
+    const d = this.#destinations.get(name)
+    if (d !== undefined || this.#sync === undefined || !this.#sync.knows(name) || this.#closing) return d
+    return this.#controlDestination(name)
   }
 
-  /** Resolves once every destination has its first discovery snapshot. */
+  /** Resolves once every destination has its first discovery snapshot, and the control state (or its snapshot) is in. */
   async ready(): Promise<void> {
+    if (this.#sync !== undefined) await (this.#syncStarted ??= this.#sync.start())
     await Promise.all([...this.#destinations.values()].map((d) => d.ready))
+  }
+
+  #syncStarted: Promise<unknown> | undefined
+
+  #controlDestination(name: string): Destination {
+    const sync = this.#sync!
+    const resolver = new ControlResolver(name, this.#control!.url, sync.endpointsOf(name))
+    this.#controlResolvers.set(name, resolver)
+    const dest = new Destination(name, resolvePolicy(this.#options.defaults), resolver, this.zone, this.metrics)
+    this.#destinations.set(name, dest)
+    const p = sync.policyOf(name)
+    if (p !== undefined) {
+      const { service: _name, ...update } = p.spec
+      try {
+        this.applyPolicy(name, update, p.source)
+      } catch {
+        // Refused: defaults stay; inspect() says why.
+      }
+    }
+    return dest
+  }
+
+  /** True when the mesh follows a control endpoint (and can register with it). */
+  get controlled(): boolean {
+    return this.#control !== undefined
+  }
+
+  /**
+   * Registers after `server` starts listening, on the port it got; a failure is published on the
+   * `meshlet:control:error` channel and shows in inspect(). For adapters that know their server.
+   */
+  registerOnListen(server: { once(event: 'listening', cb: () => void): unknown; address(): unknown }): void {
+    if (this.#control === undefined) return
+    server.once('listening', () => {
+      const a = server.address()
+      if (a === null || typeof a !== 'object') return
+      this.register({ port: (a as { port: number }).port }).catch((error: unknown) => publish(channels.controlError, () => ({ service: this.service, error })))
+    })
+  }
+
+  /**
+   * Registers this process as an instance of its service with the control endpoint, once it listens,
+   * and keeps the lease alive. `address` defaults to the address the endpoint sees the call from.
+   */
+  async register(options: { port: number; address?: string; protocols?: ('http' | 'https' | 'h2c' | 'grpc')[]; metadata?: Record<string, string> }): Promise<string> {
+    if (this.#control === undefined) throw new MeshletError(ErrorCodes.CONFIG_INVALID, `Mesh "${this.service}" has no control endpoint to register with; pass \`control\` to createMesh.`)
+    if (this.#closing) throw new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.service}" is closing; it does not register any more.`)
+    if (this.#lease !== undefined) return this.#lease.id
+    const registration: InstanceRegistration = {
+      service: this.service,
+      namespace: this.namespace,
+      port: options.port,
+      ...(this.revision !== undefined ? { revision: this.revision } : {}),
+      ...(this.zone !== undefined ? { zone: this.zone } : {}),
+      ...(options.address !== undefined ? { address: options.address } : {}),
+      protocols: options.protocols ?? ['http'],
+      ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
+      ttl: this.#options.leaseTtl ?? DEFAULT_LEASE_TTL,
+    }
+    const r = await this.#control.register(registration)
+    const interval = this.#options.heartbeatInterval ?? Math.max(50, Math.floor(r.ttl / 3))
+    const timer = setInterval(() => void this.#heartbeat(), interval)
+    timer.unref()
+    this.#lease = { id: r.id, timer, registration }
+    return r.id
+  }
+
+  /** Renews the lease; a lease the endpoint lost (expired during an outage, store restored) is registered anew. */
+  async #heartbeat(): Promise<void> {
+    const lease = this.#lease
+    if (lease === undefined || this.#control === undefined) return
+    try {
+      await this.#control.heartbeat(lease.id)
+    } catch (err) {
+      if (err instanceof ControlRequestError && err.code === 'MESHLET_ERR_LEASE_NOT_FOUND' && this.#lease === lease) {
+        try {
+          lease.id = (await this.#control.register(lease.registration)).id
+        } catch {
+          // The endpoint is away; the next beat tries again.
+        }
+      }
+    }
+  }
+
+  async #deregister(): Promise<void> {
+    const lease = this.#lease
+    if (lease === undefined) return
+    this.#lease = undefined
+    clearInterval(lease.timer)
+    try {
+      await this.#control!.deregister(lease.id)
+    } catch {
+      // Unreachable or already gone: the lease expires on its own.
+    }
   }
 
   /**
@@ -150,6 +285,7 @@ export class Mesh implements AsyncDisposable {
       zone: this.zone,
       configVersion: this.#configVersion,
       lastRejectedConfig: this.#lastRejected,
+      control: this.#sync === undefined ? null : { url: this.#control!.url, lease: this.#lease?.id ?? null, ...this.#sync.status() },
       state: this.#closed ? 'closed' : !this.inbound.accepting ? 'draining' : !this.inbound.ready ? 'not-ready' : 'serving',
       inbound: { inflight: this.inbound.inflight, utilization: this.inbound.utilization },
       destinations,
@@ -170,7 +306,11 @@ export class Mesh implements AsyncDisposable {
     const t0 = Date.now()
     publish(channels.drain, () => ({ service: this.service, phase: 'not-ready' }))
     this.inbound.markNotReady()
-    if (this.#drainDelay > 0 && this.#servers.size > 0) await new Promise((r) => setTimeout(r, this.#drainDelay))
+    // Deregister first, then give peers the drain delay to stop choosing us.
+    const registered = this.#lease !== undefined
+    if (registered) await this.#deregister()
+    const delay = this.#options.drain?.delay ?? (registered ? DEFAULT_CONTROL_DRAIN_DELAY : 0)
+    if (delay > 0 && this.#servers.size > 0) await new Promise((r) => setTimeout(r, delay))
     publish(channels.drain, () => ({ service: this.service, phase: 'stop-accepting' }))
     this.inbound.stopAccepting()
     const serversClosed = [...this.#servers].map((s) => new Promise<void>((resolve) => void s.close(() => resolve())))
@@ -182,6 +322,7 @@ export class Mesh implements AsyncDisposable {
       else s.closeIdleConnections?.()
     }
     await Promise.all(serversClosed)
+    this.#sync?.close()
     await Promise.allSettled([...this.#destinations.values()].map((d) => d.close()))
     this.inbound.close()
     this.#removeSignals()

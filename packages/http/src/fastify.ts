@@ -30,6 +30,7 @@ const plugin: FastifyPluginCallback<MeshletFastifyOptions> = (fastify, { mesh },
   fastify.server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
     if (!mesh.inbound.accepting) res.setHeader(REJECTED_HEADER, '1')
   })
+  mesh.registerOnListen(fastify.server)
   fastify.addHook('onRequest', (request, reply, next) => {
     request.mesh = mesh
     const inbound = admitInbound(mesh, request.raw, reply.raw, () => request.routeOptions.url)

@@ -21,5 +21,6 @@ export function meshHandler(mesh: Mesh, handler: RequestListener, options: MeshH
 export function createMeshServer(mesh: Mesh, handler: RequestListener, options: MeshHandlerOptions & { server?: ServerOptions } = {}): Server {
   const server = createServer(options.server ?? {}, meshHandler(mesh, handler, options))
   mesh.attachServer(server)
+  mesh.registerOnListen(server)
   return server
 }

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises'
 import { builtinResourceRegistry, type ConfigIssue, type Resource } from '@meshlet/core'
 import { parseAllDocuments } from 'yaml'
-import { ControlRequestError } from '../client/control-client.js'
+import { ControlRequestError } from '@meshlet/core'
 import { UsageError, type CliContext } from './cli-context.js'
 import { toYaml } from './output.js'
 import { lineDiff } from './text-diff.js'

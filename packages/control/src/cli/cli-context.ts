@@ -1,4 +1,4 @@
-import type { ControlClient } from '../client/control-client.js'
+import type { ControlClient } from '@meshlet/core'
 import type { OutputFormat } from './output.js'
 
 /** A mistake on the command line (exit code 2). */

@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { ControlClient, ControlRequestError } from '../client/control-client.js'
+import { ControlClient, ControlRequestError } from '@meshlet/core'
 import { isControlError } from '../errors.js'
 import { applyCommand } from './apply-command.js'
 import { deleteCommand, getCommand, instancesCommand, inspectCommand } from './read-commands.js'

@@ -1,6 +1,6 @@
 /** `meshlet get`, `delete`, `instances` and `inspect`. */
 import { builtinResourceRegistry, formatDuration, resolvePolicy, type Instance, type Resource, type ResourceKind, type ServicePolicySpec } from '@meshlet/core'
-import { ControlRequestError } from '../client/control-client.js'
+import { ControlRequestError } from '@meshlet/core'
 import { UsageError, type CliContext } from './cli-context.js'
 import { age, formatObjects, shortDuration, table, toYaml } from './output.js'
 

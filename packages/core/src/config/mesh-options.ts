@@ -89,6 +89,12 @@ export const meshOptionsSchema = s.object(
     }),
     shutdownSignals: s.either({ when: (v) => v === false, schema: s.literal(false) }, s.array(s.oneOf(['SIGTERM', 'SIGINT', 'SIGHUP'] as const), { maxItems: 3 })),
     dnsRefresh: s.duration({ min: 100, description: 'How often dns:// endpoints are re-resolved. Default 5s.' }),
+    control: s.string({ pattern: /^https?:\/\/[^\s/?#]+\/?$/, patternHint: 'the control endpoint\'s URL, like "http://127.0.0.1:7070"', maxLength: 2048, description: 'Control endpoint: registry and policy. Omit for static configuration.' }),
+    token: s.string({ maxLength: 4096, minLength: 1, description: 'Join (or admin) token for the control endpoint.' }),
+    cacheDir: s.string({ maxLength: 4096, minLength: 1, description: 'Where the last known good control state is kept, so a restart during an outage still routes.' }),
+    snapshotMaxAge: s.duration({ min: 1000, max: 30 * 24 * 3_600_000, description: 'Oldest disk snapshot used at start. Default 24h.' }),
+    heartbeatInterval: s.duration({ min: 50, description: 'Lease renewal interval; default a third of the lease.' }),
+    leaseTtl: s.duration({ min: 100, max: 3_600_000, description: 'Instance lease time. Default 15s.' }),
   },
   { required: ['service'] },
 )

@@ -13,6 +13,7 @@ export const channels = {
   discoveryError: channel('meshlet:discovery:error'),
   drain: channel('meshlet:drain'),
   configRejected: channel('meshlet:config:rejected'),
+  controlError: channel('meshlet:control:error'),
 } as const
 
 export function publish(ch: (typeof channels)[keyof typeof channels], message: () => object): void {

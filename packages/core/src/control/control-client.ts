@@ -1,14 +1,17 @@
 /**
- * A small HTTP client for the control endpoint's API, used by the `meshlet` CLI and by tests.
- * Every non-2xx answer becomes a `ControlRequestError` carrying the endpoint's code and message.
+ * The HTTP client of the control endpoint's API (global fetch, no dependency), used by the mesh's
+ * control sync and by the `meshlet` CLI. Every non-2xx answer becomes a `ControlRequestError`
+ * carrying the endpoint's code and message.
  */
-import type { HeartbeatResponse, Instance, InstanceRegistration, ListResponse, RegisterResponse, Resource } from '@meshlet/core'
+import type { HeartbeatResponse, ListResponse, RegisterResponse, WatchEvent } from '../resources/control-api.js'
+import type { Instance, InstanceRegistration } from '../resources/instance.js'
+import type { Resource } from '../resources/resource.js'
 
 export interface ControlClientOptions {
   /** `http://127.0.0.1:7070` */
   url: string
   token?: string | undefined
-  /** Per-request timeout. Default 10s. */
+  /** Per-request timeout (not for watches). Default 10s. */
   timeout?: number
 }
 
@@ -25,6 +28,9 @@ export class ControlRequestError extends Error {
     this.issues = issues
   }
 }
+
+/** Longest NDJSON line accepted from a watch (a resource is at most 1 MiB on the server). */
+const MAX_WATCH_LINE = 2 * 1024 * 1024
 
 export class ControlClient {
   readonly url: string
@@ -86,17 +92,41 @@ export class ControlClient {
     return this.#json('DELETE', `/v1/instances/${seg(id)}`)
   }
 
+  /**
+   * Follows `GET /v1/watch` (NDJSON) and calls `onEvents` with each batch of events read together,
+   * until the stream ends (resolves) or fails (rejects). Without `since` the first batch(es) up to
+   * the first BOOKMARK are the full current state. A 410 rejects with code MESHLET_ERR_RESYNC.
+   */
+  async watch(options: { since?: number | undefined; kinds?: string[]; namespace?: string; signal?: AbortSignal }, onEvents: (events: WatchEvent[]) => void): Promise<void> {
+    const q = new URLSearchParams()
+    if (options.since !== undefined) q.set('since', String(options.since))
+    if (options.kinds) q.set('kind', options.kinds.join(','))
+    if (options.namespace) q.set('namespace', options.namespace)
+    const res = await this.#request('GET', `/v1/watch?${q}`, undefined, options.signal ?? null, 'application/x-ndjson')
+    const decoder = new TextDecoder()
+    let pending = ''
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      pending += decoder.decode(chunk, { stream: true })
+      const lines = pending.split('\n')
+      pending = lines.pop()!
+      if (pending.length > MAX_WATCH_LINE) throw new ControlRequestError(0, 'MESHLET_ERR_BAD_REQUEST', `a watch event from ${this.url} is over ${MAX_WATCH_LINE} bytes; refusing it`)
+      const events: WatchEvent[] = []
+      for (const line of lines) if (line.length > 0) events.push(JSON.parse(line) as WatchEvent)
+      if (events.length > 0) onEvents(events)
+    }
+  }
+
   async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
     return (await (await this.#request(method, path, body)).json()) as T
   }
 
-  async #request(method: string, path: string, body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = { accept: 'application/json' }
+  async #request(method: string, path: string, body?: unknown, signal: AbortSignal | null = AbortSignal.timeout(this.#timeout), accept = 'application/json'): Promise<Response> {
+    const headers: Record<string, string> = { accept }
     if (this.#token) headers.authorization = `Bearer ${this.#token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
     let res: Response
     try {
-      res = await fetch(`${this.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(this.#timeout) })
+      res = await fetch(`${this.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal })
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause
       const why = (err as Error).name === 'TimeoutError' ? `no answer within ${this.#timeout}ms` : (cause?.code ?? cause?.message ?? (err as Error).message)

@@ -1,0 +1,122 @@
+/**
+ * The core's control client against a real control endpoint on loopback: services register and
+ * find each other through it, policy applies live, leases expire, and the data plane keeps routing
+ * from memory and from its disk snapshot while the endpoint is away.
+ */
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { ControlClient, createMesh, type Mesh, type MeshOptions } from '@meshlet/core'
+import { createMeshServer, meshAgent, type MeshAgent } from '@meshlet/http'
+import { ADMIN, JOIN, policy, removeTempDirs, startTestControl, tempDir } from './control-harness.js'
+
+const closers: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c()
+  await removeTempDirs()
+})
+
+async function mesh(options: MeshOptions): Promise<Mesh> {
+  const m = await createMesh({ shutdownSignals: false, ...options })
+  closers.push(() => m.close())
+  return m
+}
+
+/** A payments instance: a meshed node:http server that registers itself once listening. */
+async function payments(control: string, name: string): Promise<{ mesh: Mesh; port: number }> {
+  const m = await mesh({ service: 'payments', control, token: JOIN, drain: { delay: 0 } })
+  const server = createMeshServer(m, (_req, res) => res.end(name))
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as AddressInfo).port
+  await vi.waitFor(() => expect(m.inspect().control?.lease).toBeTruthy(), { timeout: 5000 })
+  return { mesh: m, port }
+}
+
+async function get(agent: MeshAgent, path = '/'): Promise<{ status: number; body: string }> {
+  const r = await agent.request({ origin: 'http://payments', path, method: 'GET' })
+  return { status: r.statusCode, body: await r.body.text() }
+}
+
+describe('mesh with a control endpoint', () => {
+  it('finds registered instances, balances over them, and drops one that deregisters', async () => {
+    const control = await startTestControl()
+    closers.push(() => control.close())
+    const a = await payments(control.url, 'a')
+    await payments(control.url, 'b')
+    const web = await mesh({ service: 'web', control: control.url, token: JOIN })
+    const agent = meshAgent(web)
+    closers.push(() => agent.close())
+
+    const bodies = new Set<string>()
+    for (let i = 0; i < 20; i++) bodies.add((await get(agent)).body)
+    expect(bodies).toEqual(new Set(['a', 'b']))
+    expect(web.inspect().destinations.payments!.resolver).toMatch(/control endpoint/)
+
+    await a.mesh.close() // deregisters first
+    await vi.waitFor(() => expect(web.inspect().destinations.payments!.endpoints).toHaveLength(1), { timeout: 5000 })
+    for (let i = 0; i < 10; i++) expect((await get(agent)).body).toBe('b')
+  })
+
+  it('applies a ServicePolicy put on the endpoint to running clients, and reverts when it is deleted', async () => {
+    const control = await startTestControl()
+    closers.push(() => control.close())
+    await payments(control.url, 'a')
+    const web = await mesh({ service: 'web', control: control.url, token: JOIN })
+    const agent = meshAgent(web)
+    closers.push(() => agent.close())
+    expect((await get(agent)).status).toBe(200)
+    expect(web.inspect().destinations.payments!.policy.timeout).toBe(15_000)
+
+    const admin = new ControlClient({ url: control.url, token: ADMIN })
+    await admin.put(policy('payments', { timeout: '2s', retries: { attempts: 3, perTryTimeout: '500ms' } }) as never)
+    await vi.waitFor(() => expect(web.inspect().destinations.payments!.policy.timeout).toBe(2000), { timeout: 5000 })
+    expect(web.inspect().destinations.payments!.policy.retries).toMatchObject({ attempts: 3, perTryTimeout: 500 })
+    expect((await get(agent)).status).toBe(200)
+
+    await admin.delete('ServicePolicy', 'default', 'payments')
+    await vi.waitFor(() => expect(web.inspect().destinations.payments!.policy.timeout).toBe(15_000), { timeout: 5000 })
+  })
+
+  it('forgets an instance whose lease runs out without a deregistration', async () => {
+    const control = await startTestControl({ sweepInterval: 50 })
+    closers.push(() => control.close())
+    await payments(control.url, 'a')
+    // An instance that registered and then died: no heartbeats, a short lease.
+    const join = new ControlClient({ url: control.url, token: JOIN })
+    await join.register({ service: 'payments', port: 9, address: '127.0.0.1', ttl: 300 })
+    const web = await mesh({ service: 'web', control: control.url, token: JOIN })
+    meshAgent(web)
+    expect(web.destination('payments')).toBeDefined()
+    expect(web.inspect().destinations.payments!.endpoints).toHaveLength(2)
+    await vi.waitFor(() => expect(web.inspect().destinations.payments!.endpoints.map((e) => e.url)).not.toContain('http://127.0.0.1:9'), { timeout: 5000 })
+  })
+
+  it('keeps routing while the endpoint is down, and a client started during the outage routes from its disk snapshot', async () => {
+    const dataDir = await tempDir()
+    const cacheDir = await tempDir()
+    const control = await startTestControl({ dataDir })
+    const backend = await payments(control.url, 'a')
+    const first = await mesh({ service: 'web', control: control.url, token: JOIN, cacheDir })
+    const agent = meshAgent(first)
+    closers.push(() => agent.close())
+    expect((await get(agent)).body).toBe('a')
+    // Let the snapshot be written (debounced), then take the endpoint away.
+    await vi.waitFor(async () => expect((await import('node:fs')).readdirSync(cacheDir).some((f) => f.endsWith('.snapshot.json'))).toBe(true), { timeout: 5000 })
+    await control.close()
+
+    for (let i = 0; i < 5; i++) expect((await get(agent)).body).toBe('a')
+    expect(first.inspect().control?.connected).toBe(false)
+
+    const restarted = await mesh({ service: 'web', control: control.url, token: JOIN, cacheDir })
+    expect(restarted.inspect().control?.source).toBe('snapshot')
+    const agent2 = meshAgent(restarted)
+    closers.push(() => agent2.close())
+    expect((await get(agent2)).body).toBe('a')
+    expect(backend.mesh.inspect().control?.lease).toBeTruthy()
+  })
+
+  it('rejects unknown mesh options for the control client with field paths', async () => {
+    await expect(createMesh({ service: 'web', control: 'ftp://x', token: '' } as never)).rejects.toThrow(/control[\s\S]*token/)
+  })
+})

@@ -1,0 +1,288 @@
+/**
+ * Follows the control endpoint for one mesh: instances and ServicePolicy resources of its
+ * namespace, through one watch that resumes from the last resourceVersion after a disconnect
+ * (backoff with jitter) and relists when told to resync. The data plane never waits on it: the
+ * last known state stays in force while the endpoint is away, and is kept on disk so that a process
+ * started during an outage serves from it.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { EndpointAddress } from '../discovery/resolver.js'
+import { ErrorCodes, MeshletError } from '../errors.js'
+import type { WatchEvent } from '../resources/control-api.js'
+import { INSTANCE_KIND, type Instance } from '../resources/instance.js'
+import type { Resource } from '../resources/resource.js'
+import { channels, publish } from '../telemetry/diagnostics.js'
+import { ControlRequestError, type ControlClient } from './control-client.js'
+
+export interface ControlSyncHandlers {
+  /** The full endpoint set of `service` changed. */
+  endpoints(service: string, endpoints: EndpointAddress[]): void
+  /** The policy of `service` changed (undefined: deleted, back to options and defaults). */
+  policy(service: string, spec: Record<string, unknown> | undefined, source: string): void
+}
+
+interface Snapshot {
+  format: 1
+  savedAt: string
+  controlUrl: string
+  resourceVersion: number
+  instances: Instance[]
+  policies: Resource[]
+}
+
+const POLICY_KIND = 'ServicePolicy'
+const BACKOFF_MIN = 100
+const BACKOFF_MAX = 5000
+const SNAPSHOT_DEBOUNCE = 500
+
+export type SyncSource = 'control' | 'snapshot' | 'none'
+
+export class ControlSync {
+  readonly #client: ControlClient
+  readonly #namespace: string
+  readonly #handlers: ControlSyncHandlers
+  readonly #snapshotFile: string | undefined
+  readonly #snapshotMaxAge: number
+  #instances = new Map<string, Instance>()
+  #policies = new Map<string, Resource>()
+  #rv: number | undefined
+  #abort = new AbortController()
+  #closed = false
+  #connected = false
+  #lastError: string | undefined
+  #snapshotTimer: NodeJS.Timeout | undefined
+  #source: SyncSource = 'none'
+  /** What each service was last told, to report only real changes. */
+  readonly #published = new Map<string, string>()
+  readonly #publishedPolicy = new Map<string, string>()
+
+  constructor(client: ControlClient, namespace: string, handlers: ControlSyncHandlers, options: { snapshotFile?: string | undefined; snapshotMaxAge: number }) {
+    this.#client = client
+    this.#namespace = namespace
+    this.#handlers = handlers
+    this.#snapshotFile = options.snapshotFile
+    this.#snapshotMaxAge = options.snapshotMaxAge
+  }
+
+  /** Services with instances or a policy, as far as the control endpoint has told. */
+  knows(service: string): boolean {
+    return this.#published.has(service) || this.#publishedPolicy.has(service)
+  }
+
+  endpointsOf(service: string): EndpointAddress[] {
+    const out: EndpointAddress[] = []
+    for (const i of this.#instances.values()) if (i.spec.service === service) out.push(endpointOf(i))
+    return out
+  }
+
+  policyOf(service: string): { spec: Record<string, unknown>; source: string } | undefined {
+    for (const p of this.#policies.values()) {
+      const spec = p.spec as Record<string, unknown>
+      if (spec.service === service) return { spec, source: `ServicePolicy ${p.metadata.namespace}/${p.metadata.name} (resourceVersion ${p.metadata.resourceVersion})` }
+    }
+    return undefined
+  }
+
+  status(): { source: SyncSource; connected: boolean; resourceVersion: number | undefined; lastError: string | undefined } {
+    return { source: this.#source, connected: this.#connected, resourceVersion: this.#rv, lastError: this.#lastError }
+  }
+
+  /**
+   * Starts following. Resolves once there is a first state: the endpoint's full state, or, when the
+   * first connection fails, the disk snapshot (if fresh enough) or nothing; following goes on.
+   */
+  start(): Promise<SyncSource> {
+    return new Promise((resolve) => {
+      let settled = false
+      const settle = (source: SyncSource) => {
+        if (settled) return
+        settled = true
+        resolve(source)
+      }
+      void this.#run(
+        () => settle('control'),
+        async () => {
+          if (settled) return
+          settle((await this.#loadSnapshot()) ? 'snapshot' : 'none')
+        },
+      )
+    })
+  }
+
+  close(): void {
+    this.#closed = true
+    this.#abort.abort()
+    clearTimeout(this.#snapshotTimer)
+  }
+
+  async #run(onFirstState: () => void, onFirstFailure: () => Promise<void>): Promise<void> {
+    let backoff = BACKOFF_MIN
+    let first = true
+    while (!this.#closed) {
+      // A watch without `since` starts with the full state: staged until its BOOKMARK, then live.
+      let staged = this.#rv === undefined ? { instances: new Map<string, Instance>(), policies: new Map<string, Resource>() } : undefined
+      try {
+        await this.#client.watch({ since: this.#rv, kinds: [INSTANCE_KIND, POLICY_KIND], namespace: this.#namespace, signal: this.#abort.signal }, (events) => {
+          backoff = BACKOFF_MIN
+          this.#connected = true
+          this.#lastError = undefined
+          if (!this.#apply(events, staged)) return
+          staged = undefined
+          if (first) {
+            first = false
+            onFirstState()
+          }
+        })
+        this.#lastError = 'the watch ended (the endpoint restarted or closed it)'
+      } catch (err) {
+        if (this.#closed) return
+        if (err instanceof ControlRequestError && err.code === 'MESHLET_ERR_RESYNC') {
+          this.#rv = undefined // relist: the next watch starts from the full state
+          backoff = BACKOFF_MIN
+          continue
+        }
+        this.#lastError = (err as Error).message
+        publish(channels.controlError, () => ({ error: err }))
+        if (first) {
+          first = false
+          await onFirstFailure()
+        }
+      }
+      this.#connected = false
+      if (this.#closed) return
+      await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random())).unref())
+      backoff = Math.min(backoff * 2, BACKOFF_MAX)
+    }
+  }
+
+  /**
+   * Applies a batch. `staged` collects a full listing until its BOOKMARK, which then replaces the
+   * state at once (no moment with half a registry). Returns true when a full state was installed.
+   */
+  #apply(events: WatchEvent[], staged: { instances: Map<string, Instance>; policies: Map<string, Resource> } | undefined): boolean {
+    // Returns true when this batch installed a staged full state.
+    let installed = false
+    for (const e of events) {
+      if (e.type === 'BOOKMARK') {
+        this.#rv = e.resourceVersion
+        if (staged !== undefined && !installed) {
+          this.#instances = staged.instances
+          this.#policies = staged.policies
+          installed = true
+          this.#source = 'control'
+        }
+        continue
+      }
+      const target = staged !== undefined && !installed ? staged : { instances: this.#instances, policies: this.#policies }
+      const o = e.object
+      const key = `${o.metadata.namespace}/${o.metadata.name}`
+      const map = (o.kind === INSTANCE_KIND ? target.instances : target.policies) as Map<string, unknown>
+      if (e.type === 'DELETED') map.delete(key)
+      else map.set(key, o)
+      this.#rv = e.resourceVersion
+    }
+    if (staged === undefined || installed) {
+      this.#publish()
+      this.#scheduleSnapshot()
+    }
+    return installed
+  }
+
+  /** Tells handlers what changed since they were last told. */
+  #publish(): void {
+    const byService = new Map<string, EndpointAddress[]>()
+    for (const s of this.#published.keys()) byService.set(s, [])
+    for (const i of this.#instances.values()) {
+      let list = byService.get(i.spec.service)
+      if (list === undefined) byService.set(i.spec.service, (list = []))
+      list.push(endpointOf(i))
+    }
+    for (const [service, endpoints] of byService) {
+      const sig = endpoints.map((e) => `${e.url}|${e.zone ?? ''}|${e.revision ?? ''}`).sort().join(',')
+      if (this.#published.get(service) === sig) continue
+      this.#published.set(service, sig)
+      this.#handlers.endpoints(service, endpoints)
+    }
+    const services = new Set([...this.#publishedPolicy.keys()])
+    for (const p of this.#policies.values()) services.add((p.spec as { service: string }).service)
+    for (const service of services) {
+      const p = this.policyOf(service)
+      const sig = p === undefined ? '' : JSON.stringify(p.spec)
+      if ((this.#publishedPolicy.get(service) ?? '') === sig && this.#publishedPolicy.has(service)) continue
+      if (p === undefined) this.#publishedPolicy.delete(service)
+      else this.#publishedPolicy.set(service, sig)
+      this.#handlers.policy(service, p?.spec, p?.source ?? 'ServicePolicy deleted')
+    }
+  }
+
+  #scheduleSnapshot(): void {
+    if (this.#snapshotFile === undefined || this.#snapshotTimer !== undefined) return
+    this.#snapshotTimer = setTimeout(() => {
+      this.#snapshotTimer = undefined
+      void this.#saveSnapshot()
+    }, SNAPSHOT_DEBOUNCE)
+    this.#snapshotTimer.unref()
+  }
+
+  /** Writes the last known good state: temp file + rename, so a crash leaves the old or the new one. */
+  async #saveSnapshot(): Promise<void> {
+    const file = this.#snapshotFile!
+    const snapshot: Snapshot = {
+      format: 1,
+      savedAt: new Date().toISOString(),
+      controlUrl: this.#client.url,
+      resourceVersion: this.#rv ?? 0,
+      instances: [...this.#instances.values()],
+      policies: [...this.#policies.values()],
+    }
+    try {
+      await mkdir(join(file, '..'), { recursive: true, mode: 0o700 })
+      const tmp = `${file}.${process.pid}.tmp`
+      await writeFile(tmp, JSON.stringify(snapshot), { mode: 0o600 })
+      await rename(tmp, file)
+    } catch (err) {
+      this.#lastError = `could not save the snapshot ${file}: ${(err as Error).message}`
+    }
+  }
+
+  async #loadSnapshot(): Promise<boolean> {
+    const file = this.#snapshotFile
+    if (file === undefined) return false
+    let snapshot: Snapshot
+    try {
+      snapshot = JSON.parse(await readFile(file, 'utf8')) as Snapshot
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') this.#lastError = `snapshot ${file} is unreadable (${(err as Error).message}); starting without it`
+      return false
+    }
+    const age = Date.now() - Date.parse(snapshot.savedAt)
+    if (snapshot.format !== 1 || !Array.isArray(snapshot.instances) || !Array.isArray(snapshot.policies) || !(age >= 0)) {
+      this.#lastError = `snapshot ${file} is not a meshlet snapshot; starting without it`
+      return false
+    }
+    if (age > this.#snapshotMaxAge) {
+      this.#lastError = `snapshot ${file} is ${Math.round(age / 1000)}s old, older than snapshotMaxAge; starting without it`
+      return false
+    }
+    // The connection may have come up meanwhile: its state wins.
+    if (this.#source === 'control') return true
+    for (const i of snapshot.instances) this.#instances.set(`${i.metadata.namespace}/${i.metadata.name}`, i)
+    for (const p of snapshot.policies) this.#policies.set(`${p.metadata.namespace}/${p.metadata.name}`, p)
+    this.#source = 'snapshot'
+    this.#publish()
+    return true
+  }
+}
+
+function endpointOf(i: Instance): EndpointAddress {
+  const protocol = i.spec.protocols.includes('https') && !i.spec.protocols.includes('http') ? 'https' : 'http'
+  const host = i.spec.address
+  return { url: `${protocol}://${host.includes(':') ? `[${host}]` : host}:${i.spec.port}`, protocol, host, port: i.spec.port, zone: i.spec.zone, revision: i.spec.revision }
+}
+
+/** The snapshot file of one mesh in `cacheDir`. */
+export function snapshotFileFor(cacheDir: string, namespace: string, service: string): string {
+  if (!/^[a-z0-9-]+$/.test(namespace) || !/^[a-z0-9-]+$/.test(service)) throw new MeshletError(ErrorCodes.CONFIG_INVALID, 'namespace and service must be DNS labels')
+  return join(cacheDir, `meshlet-${namespace}-${service}.snapshot.json`)
+}
