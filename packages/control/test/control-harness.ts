@@ -159,9 +159,9 @@ export function runCli(args: string[], env: Record<string, string> = {}, stdin?:
 }
 
 /** `meshlet control` in a child process; resolves once it listens (or rejects with its stderr if it exits first). */
-export function spawnControl(dataDir: string, env: Record<string, string> = { MESHLET_TOKEN: ADMIN, MESHLET_JOIN_TOKEN: JOIN }): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
+export function spawnControl(dataDir: string, env: Record<string, string> = { MESHLET_TOKEN: ADMIN, MESHLET_JOIN_TOKEN: JOIN }, port = 0): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'control', '--port', '0', '--data', dataDir], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, 'control', '--port', String(port), '--data', dataDir], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
