@@ -81,6 +81,17 @@ describe('crash safety', () => {
     expect(err.stderr).toContain('refuses to start')
   })
 
+  it('refuses a second endpoint on the same data directory, and takes over the lock of a killed one', async () => {
+    const dir = await tempDir()
+    const first = await start(dir)
+    const err = (await spawnControl(dir).catch((e: unknown) => e)) as { code: number; stderr: string }
+    expect(err.code).toBe(1)
+    expect(err.stderr).toContain(`is in use by another meshlet control endpoint (pid ${first.child.pid})`)
+    expect(err.stderr).toContain('[MESHLET_ERR_STORE_LOCKED]')
+    await kill9(first.child)
+    await start(dir)
+  })
+
   it('truncates a write torn by a crash at the end of the log with a warning, and keeps everything before it', async () => {
     const dir = await tempDir()
     const first = await start(dir)

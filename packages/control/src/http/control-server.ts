@@ -80,8 +80,15 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
   const log = options.log ?? stderrLogger
   const dataDir = resolve(options.dataDir)
   const state = await ControlState.open(dataDir, { log, historySize: options.historySize, compactBytes: options.compactBytes })
-  const adminToken = await loadOrCreateToken(dataDir, ADMIN_TOKEN_FILE, options.adminToken, 'admin token', log)
-  const joinToken = await loadOrCreateToken(dataDir, JOIN_TOKEN_FILE, options.joinToken, 'join token', log)
+  let adminToken: string
+  let joinToken: string
+  try {
+    adminToken = await loadOrCreateToken(dataDir, ADMIN_TOKEN_FILE, options.adminToken, 'admin token', log)
+    joinToken = await loadOrCreateToken(dataDir, JOIN_TOKEN_FILE, options.joinToken, 'join token', log)
+  } catch (err) {
+    await state.close()
+    throw err
+  }
   const api = new ControlApi(state, {
     registry: options.registry ?? builtinResourceRegistry(),
     tokens: new TokenCheck(adminToken, joinToken),

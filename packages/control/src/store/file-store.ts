@@ -11,7 +11,7 @@
  *   with MESHLET_ERR_STORE_CORRUPT naming the file and byte offset: state is never silently lost
  *   or invented.
  */
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ControlErrorCodes, type Instance, type Resource, type WatchEvent } from '@meshlet/core'
 import { ControlError } from '../errors.js'
@@ -20,6 +20,7 @@ import { decodeRecord, encodeRecord, SNAPSHOT_MAGIC, validRecordAfter, WAL_MAGIC
 
 export const WAL_FILE = 'meshlet.wal'
 export const SNAPSHOT_FILE = 'meshlet.snapshot'
+export const LOCK_FILE = 'meshlet.lock'
 
 export interface StoreSnapshot {
   resourceVersion: number
@@ -47,6 +48,16 @@ export class FileStore {
   /** Opens (creating if needed) the store in `dir` and returns what it holds. */
   static async open(dir: string, log: Logger): Promise<{ store: FileStore; recovered: RecoveredState }> {
     await mkdir(dir, { recursive: true, mode: 0o700 })
+    await lockDir(dir)
+    try {
+      return await FileStore.#open(dir, log)
+    } catch (err) {
+      await unlink(join(dir, LOCK_FILE)).catch(() => {})
+      throw err
+    }
+  }
+
+  static async #open(dir: string, log: Logger): Promise<{ store: FileStore; recovered: RecoveredState }> {
     const snapshot = await readSnapshot(join(dir, SNAPSHOT_FILE))
     const walPath = join(dir, WAL_FILE)
     const { events, validBytes, fileBytes } = await readWal(walPath, snapshot?.resourceVersion ?? 0, log)
@@ -89,6 +100,42 @@ export class FileStore {
 
   async close(): Promise<void> {
     await this.#wal.close()
+    await unlink(join(this.dir, LOCK_FILE)).catch(() => {})
+  }
+}
+
+/**
+ * Claims the directory for this process: two endpoints appending to one log would interleave
+ * records. A lock left by a process that no longer runs (SIGKILL) is taken over.
+ */
+async function lockDir(dir: string): Promise<void> {
+  const path = join(dir, LOCK_FILE)
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 })
+      return
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim())
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
+      throw new ControlError(
+        ControlErrorCodes.STORE_LOCKED,
+        500,
+        `the data directory ${dir} is in use by another meshlet control endpoint (pid ${pid}); stop it first, or give this one another --data. If no such process is a meshlet endpoint, delete ${path}.`,
+      )
+    }
+    await unlink(path).catch(() => {})
+  }
+  throw new ControlError(ControlErrorCodes.STORE_LOCKED, 500, `could not lock the data directory ${dir} (${path} keeps reappearing: is another endpoint starting there?)`)
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
