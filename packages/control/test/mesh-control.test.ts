@@ -116,6 +116,41 @@ describe('mesh with a control endpoint', () => {
     expect(backend.mesh.inspect().control?.lease).toBeTruthy()
   })
 
+  it('layers several ServicePolicies for one service in name order, as `meshlet inspect` does', async () => {
+    const control = await startTestControl()
+    closers.push(() => control.close())
+    await payments(control.url, 'a')
+    const web = await mesh({ service: 'web', control: control.url, token: JOIN })
+    expect(web.destination('payments')).toBeDefined()
+    const admin = new ControlClient({ url: control.url, token: ADMIN })
+    await admin.put(policy('a-base', { service: 'payments', timeout: '2s', retries: { attempts: 1 } }) as never)
+    await admin.put(policy('b-override', { service: 'payments', retries: { perTryTimeout: '300ms' } }) as never)
+    await vi.waitFor(() => expect(web.inspect().destinations.payments!.policy.retries).toMatchObject({ attempts: 1, perTryTimeout: 300 }), { timeout: 5000 })
+    expect(web.inspect().destinations.payments!.policy.timeout).toBe(2000)
+  })
+
+  it('reports its endpoints to the control endpoint with each heartbeat', async () => {
+    const control = await startTestControl()
+    closers.push(() => control.close())
+    await payments(control.url, 'a')
+    const orders = await mesh({ service: 'orders', control: control.url, token: JOIN, heartbeatInterval: 50 })
+    const agent = meshAgent(orders)
+    closers.push(() => agent.close())
+    const server = createMeshServer(orders, (_req, res) => res.end())
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    expect((await get(agent)).body).toBe('a')
+    const admin = new ControlClient({ url: control.url, token: ADMIN })
+    await vi.waitFor(
+      async () => {
+        const [me] = (await admin.instances({ service: 'orders' })).items
+        const report = me?.status.report as { destinations?: { payments?: { endpoints: { requests: number }[] } } } | undefined
+        expect(report?.destinations?.payments?.endpoints[0]?.requests).toBe(1)
+      },
+      { timeout: 5000 },
+    )
+  })
+
   it('rejects unknown mesh options for the control client with field paths', async () => {
     await expect(createMesh({ service: 'web', control: 'ftp://x', token: '' } as never)).rejects.toThrow(/control[\s\S]*token/)
   })

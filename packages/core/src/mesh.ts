@@ -115,11 +115,10 @@ export class Mesh implements AsyncDisposable {
             if (this.#destinations.has(service) && !this.#controlResolvers.has(service)) return // statically configured: options win
             this.#controlResolvers.get(service)?.update(endpoints)
           },
-          policy: (service, spec, source) => {
+          policy: (service, specs, source) => {
             if (!this.#destinations.has(service)) return // applied when the destination is first used
-            const { service: _name, ...update } = spec ?? {}
             try {
-              this.applyPolicy(service, update, source)
+              this.applyPolicy(service, specs.map(withoutService), source)
             } catch {
               // Refused: the previous policy stays; inspect(), the metric and the channel say why.
             }
@@ -156,9 +155,8 @@ export class Mesh implements AsyncDisposable {
     this.#destinations.set(name, dest)
     const p = sync.policyOf(name)
     if (p !== undefined) {
-      const { service: _name, ...update } = p.spec
       try {
-        this.applyPolicy(name, update, p.source)
+        this.applyPolicy(name, p.specs.map(withoutService), p.source)
       } catch {
         // Refused: defaults stay; inspect() says why.
       }
@@ -216,7 +214,7 @@ export class Mesh implements AsyncDisposable {
     const lease = this.#lease
     if (lease === undefined || this.#control === undefined) return
     try {
-      await this.#control.heartbeat(lease.id)
+      await this.#control.heartbeat(lease.id, this.#report())
     } catch (err) {
       if (err instanceof ControlRequestError && err.code === 'MESHLET_ERR_LEASE_NOT_FOUND' && this.#lease === lease) {
         try {
@@ -226,6 +224,19 @@ export class Mesh implements AsyncDisposable {
         }
       }
     }
+  }
+
+  /** What this instance tells the control endpoint about itself with each heartbeat (for `meshlet inspect`). */
+  #report(): Record<string, unknown> {
+    const destinations: Record<string, unknown> = {}
+    for (const [name, d] of this.#destinations) {
+      const snap = d.snapshot()
+      destinations[name] = {
+        breaker: snap.breaker?.state ?? 'off',
+        endpoints: snap.endpoints.slice(0, 50).map((e) => ({ url: e.url, latencyMs: e.latencyMs, inflight: e.inflight, requests: e.requests, failures: e.failures, ejected: e.ejected })),
+      }
+    }
+    return { state: this.inspect().state, inflight: this.inbound.inflight, utilization: Math.round(this.inbound.utilization * 100) / 100, configVersion: this.#configVersion, destinations }
   }
 
   async #deregister(): Promise<void> {
@@ -258,21 +269,24 @@ export class Mesh implements AsyncDisposable {
    * use it at once. An invalid update is refused with MESHLET_ERR_CONFIG_INVALID, the previous
    * policy stays, and the refusal shows in inspect(), the `meshlet.config.rejected` metric and the
    * `meshlet:config:rejected` diagnostics channel. `source` names where it came from, for people.
+   * Several updates (several ServicePolicy resources for one service, in name order) are layered
+   * field by field, later over earlier, over the mesh options.
    */
   applyPolicy(service: string, update: unknown, source = 'applyPolicy()'): void {
     const dest = this.#destinations.get(service)
     if (dest === undefined) throw new MeshletError(ErrorCodes.UNKNOWN_SERVICE, `Mesh "${this.service}" has no destination "${service}" to apply a policy to; known: ${[...this.#destinations.keys()].join(', ') || '(none)'}.`)
     const issues: ConfigIssue[] = []
-    const policy = policyUpdateSchema.check(update ?? {}, '', issues)
-    if (issues.length > 0 || policy === undefined) {
+    const layers = (Array.isArray(update) ? update : [update]).map((u, i, all) => policyUpdateSchema.check(u ?? {}, all.length > 1 ? `[${i}]` : '', issues))
+    if (issues.length > 0) {
       const error = new ConfigError(issues, `policy update for "${service}" from ${source}`)
       this.#lastRejected = { service, source, at: new Date().toISOString(), issues, message: error.message }
       this.metrics.configRejected.add(1, this.metrics.attributes(`cr:${service}`, () => ({ 'meshlet.destination': service })))
       publish(channels.configRejected, () => ({ ...this.#lastRejected }))
       throw error
     }
-    dest.updatePolicy(resolvePolicy(this.#options.defaults, this.#options.services?.[service], policy))
+    dest.updatePolicy(resolvePolicy(this.#options.defaults, this.#options.services?.[service], ...layers))
     this.#configVersion++
+    publish(channels.configApplied, () => ({ mesh: this.service, service, source, version: this.#configVersion }))
   }
 
   inspect(): MeshSnapshot {
@@ -333,6 +347,12 @@ export class Mesh implements AsyncDisposable {
   #removeSignals(): void {
     for (const s of this.#signals) process.off(s, this.#onSignal)
   }
+}
+
+/** A ServicePolicy spec as a policy update: `service` says where it applies, it is not a policy field. */
+function withoutService(spec: Record<string, unknown>): Record<string, unknown> {
+  const { service: _service, ...update } = spec
+  return update
 }
 
 function resolverFor(name: string, endpoints: readonly (string | { url: string; zone?: string; revision?: string })[], dnsRefresh: number): Resolver {

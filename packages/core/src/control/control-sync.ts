@@ -18,8 +18,8 @@ import { ControlRequestError, type ControlClient } from './control-client.js'
 export interface ControlSyncHandlers {
   /** The full endpoint set of `service` changed. */
   endpoints(service: string, endpoints: EndpointAddress[]): void
-  /** The policy of `service` changed (undefined: deleted, back to options and defaults). */
-  policy(service: string, spec: Record<string, unknown> | undefined, source: string): void
+  /** The policies of `service` changed: every ServicePolicy for it, in name order (none: back to options and defaults). */
+  policy(service: string, specs: Record<string, unknown>[], source: string): void
 }
 
 interface Snapshot {
@@ -76,12 +76,11 @@ export class ControlSync {
     return out
   }
 
-  policyOf(service: string): { spec: Record<string, unknown>; source: string } | undefined {
-    for (const p of this.#policies.values()) {
-      const spec = p.spec as Record<string, unknown>
-      if (spec.service === service) return { spec, source: `ServicePolicy ${p.metadata.namespace}/${p.metadata.name} (resourceVersion ${p.metadata.resourceVersion})` }
-    }
-    return undefined
+  /** Every ServicePolicy for `service`, in name order (later ones override earlier ones field by field). */
+  policyOf(service: string): { specs: Record<string, unknown>[]; source: string } | undefined {
+    const mine = [...this.#policies.values()].filter((p) => (p.spec as { service?: unknown }).service === service).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+    if (mine.length === 0) return undefined
+    return { specs: mine.map((p) => p.spec as Record<string, unknown>), source: mine.map((p) => `ServicePolicy ${p.metadata.namespace}/${p.metadata.name} (resourceVersion ${p.metadata.resourceVersion})`).join(' + ') }
   }
 
   status(): { source: SyncSource; connected: boolean; resourceVersion: number | undefined; lastError: string | undefined } {
@@ -208,11 +207,11 @@ export class ControlSync {
     for (const p of this.#policies.values()) services.add((p.spec as { service: string }).service)
     for (const service of services) {
       const p = this.policyOf(service)
-      const sig = p === undefined ? '' : JSON.stringify(p.spec)
+      const sig = p === undefined ? '' : JSON.stringify(p.specs)
       if ((this.#publishedPolicy.get(service) ?? '') === sig && this.#publishedPolicy.has(service)) continue
       if (p === undefined) this.#publishedPolicy.delete(service)
       else this.#publishedPolicy.set(service, sig)
-      this.#handlers.policy(service, p?.spec, p?.source ?? 'ServicePolicy deleted')
+      this.#handlers.policy(service, p?.specs ?? [], p?.source ?? 'ServicePolicy deleted')
     }
   }
 
