@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import type { WatchEvent } from '@meshlet/core'
-import { call, policy, removeTempDirs, startTestControl, WatchReader } from './control-harness.js'
+import { call, JOIN, policy, removeTempDirs, startTestControl, WatchReader } from './control-harness.js'
 
 afterAll(removeTempDirs)
 
@@ -79,6 +79,33 @@ describe('watch', () => {
     await ok.until((e) => e.some((x) => x.type === 'BOOKMARK'))
     expect(changes(ok.events).map((e) => e.resourceVersion)).toEqual([6, 7, 8, 9, 10])
     ok.close()
+  })
+
+  it('cuts off a watcher that stops reading once too much is queued for it, without holding up the others', async () => {
+    let cutOff: (m: string) => void = () => {}
+    const warned = new Promise<string>((resolve) => (cutOff = resolve))
+    await using server = await startTestControl({ maxWatchBuffer: 64 * 1024, log: { info: () => {}, error: () => {}, warn: (m) => m.includes('fell') && cutOff(m) } })
+    const { request } = await import('node:http')
+    const { hostname, port } = new URL(server.url)
+    // A watcher that never reads: once the kernel's socket buffers are full, writes queue in the endpoint.
+    const stalled = request({ host: hostname, port, path: '/v1/watch?since=0', agent: false, headers: { authorization: `Bearer ${JOIN}` } }, (res) => res.pause())
+    stalled.on('error', () => {})
+    stalled.end()
+    const healthy = new WatchReader(server.url, '?since=0')
+    await healthy.ready
+    const labels = Object.fromEntries(Array.from({ length: 60 }, (_, k) => [`k${k}`, 'x'.repeat(250)]))
+    let stop = false
+    let written = 0
+    const writing = (async () => {
+      while (!stop && written < 3000) await call(server.url, 'PUT', `/v1/servicepolicies/default/p${written}`, { body: policy(`p${written++}`, {}, { labels }) })
+    })()
+    expect(await warned).toMatch(/fell \d+ bytes behind; closing its watch so it resumes with since=/)
+    stop = true
+    await writing
+    await healthy.until((e) => changes(e).length >= written)
+    expect(healthy.ended).toBe(false)
+    healthy.close()
+    stalled.destroy()
   })
 
   it('1,000 concurrent watchers all see every change, in order', { timeout: 60_000 }, async () => {

@@ -109,7 +109,7 @@ export class ControlState {
     for (const i of this.#instances.values()) {
       if ((filter.service === undefined || i.spec.service === filter.service) && (filter.namespace === undefined || i.metadata.namespace === filter.namespace)) out.push(i)
     }
-    return out.sort((a, b) => a.spec.service.localeCompare(b.spec.service) || a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp) || a.metadata.name.localeCompare(b.metadata.name))
+    return out.sort((a, b) => compare(a.spec.service, b.spec.service) || compare(a.metadata.creationTimestamp, b.metadata.creationTimestamp) || compare(a.metadata.name, b.metadata.name))
   }
 
   /**
@@ -353,5 +353,10 @@ function withLease(inst: Instance, now: number, lastHeartbeat?: string, report?:
 }
 
 function byNamespaceAndName(a: Resource, b: Resource): number {
-  return a.metadata.namespace.localeCompare(b.metadata.namespace) || a.metadata.name.localeCompare(b.metadata.name) || a.kind.localeCompare(b.kind)
+  return compare(a.metadata.namespace, b.metadata.namespace) || compare(a.metadata.name, b.metadata.name) || compare(a.kind, b.kind)
+}
+
+/** Code-unit order: names are ASCII DNS labels, and this is several times faster than localeCompare. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }
