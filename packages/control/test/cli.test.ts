@@ -162,6 +162,15 @@ describe('command line', () => {
     expect(help.stdout).toContain('meshlet apply -f FILE')
   })
 
+  it('prints the JSON Schema of the resources without an endpoint', async () => {
+    const all = await runCli(['schema'], {})
+    expect(all.code).toBe(0)
+    expect(JSON.parse(all.stdout).oneOf[0].properties.spec.properties.timeout).toBeDefined()
+    const one = await runCli(['schema', 'servicepolicies', '-o', 'yaml'], {})
+    expect(one.stdout).toContain('title: ServicePolicy')
+    expect((await runCli(['schema', 'routes'], {})).code).toBe(1)
+  })
+
   it('exits 1 when the endpoint cannot be reached, naming it', async () => {
     const r = await runCli(['get', 'sp', '--control', 'http://127.0.0.1:9'], env)
     expect(r.code).toBe(1)

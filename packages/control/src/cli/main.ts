@@ -10,6 +10,7 @@ import { ControlClient, ControlRequestError } from '@meshlet/core'
 import { isControlError } from '../errors.js'
 import { applyCommand } from './apply-command.js'
 import { deleteCommand, getCommand, instancesCommand, inspectCommand } from './read-commands.js'
+import { schemaCommand } from './schema-command.js'
 import { controlCommand } from './control-command.js'
 import { UsageError, type CliContext } from './cli-context.js'
 
@@ -39,6 +40,7 @@ const COMMANDS: Record<string, { usage: string; options: Options; run: (ctx: Cli
   delete: { usage: 'meshlet delete KIND NAME [-n NAMESPACE]', options: {}, run: deleteCommand },
   instances: { usage: 'meshlet instances [SERVICE] [-n NAMESPACE | -A] [-o table|json|yaml]', options: ALL_NS, run: instancesCommand },
   inspect: { usage: 'meshlet inspect SERVICE [-n NAMESPACE] [-o table|json|yaml]\n  The service\'s policies, its effective policy and its instances with the state they report.', options: {}, run: inspectCommand },
+  schema: { usage: 'meshlet schema [KIND] [-o json|yaml]\n  JSON Schema of every resource kind (or one), for editors; needs no endpoint.', options: {}, run: schemaCommand },
 }
 
 const HELP = `meshlet: the control endpoint and its command line

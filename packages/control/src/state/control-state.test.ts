@@ -1,9 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { builtinResourceRegistry, type InstanceSpec, type Resource, type WatchEvent } from '@meshlet/core'
 import { silentLogger } from '../logger.js'
+import { FileStore } from '../store/file-store.js'
 import { ControlState, type ControlStateOptions } from './control-state.js'
 
 let dir: string
@@ -104,5 +105,32 @@ describe('ControlState', () => {
     expect(seen.at(-1)).toMatchObject({ type: 'DELETED', object: { kind: 'Instance', metadata: { name: lost.metadata.name } } })
     expect(s.instances().map((i) => i.metadata.name)).toEqual([kept.metadata.name])
     expect(s.heartbeat(lost.metadata.name)).toBeUndefined()
+  })
+
+  it('answers "unchanged" only once the identical write in flight is durable', async () => {
+    const s = await open()
+    const order: string[] = []
+    await Promise.all([s.put(policy('a')).then((r) => order.push(r.result)), s.put(policy('a')).then((r) => order.push(r.result))])
+    expect(order).toEqual(['created', 'unchanged'])
+    await s.close()
+  })
+
+  it('stops taking writes after a failed disk write, keeps serving reads, and publishes nothing it could not store', async () => {
+    const s = await open()
+    await s.put(policy('a'))
+    const seen: WatchEvent[] = []
+    s.subscribe((e) => seen.push(e))
+    const append = vi.spyOn(FileStore.prototype, 'append').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }))
+    try {
+      await expect(s.put(policy('b'))).rejects.toMatchObject({ code: 'MESHLET_ERR_STORE_FAILED', status: 503, message: expect.stringContaining('may or may not have been saved') })
+      await expect(s.put(policy('c'))).rejects.toMatchObject({ code: 'MESHLET_ERR_STORE_FAILED', message: expect.stringContaining('restart the control endpoint') })
+      await expect(s.register('default', spec)).rejects.toMatchObject({ code: 'MESHLET_ERR_STORE_FAILED' })
+      expect(seen).toEqual([])
+      expect(s.list('ServicePolicy').map((r) => r.metadata.name)).toEqual(['a'])
+      expect(s.resourceVersion).toBe(1)
+    } finally {
+      append.mockRestore()
+    }
+    await s.close()
   })
 })

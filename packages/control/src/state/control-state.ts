@@ -42,7 +42,7 @@ export class ControlState {
   readonly #resources = new Map<string, Resource>()
   readonly #instances = new Map<string, Instance>()
   /** Writes not yet durable, by key: what the key will hold (null: deleted) and at which version. */
-  readonly #overlay = new Map<string, { rv: number; object: StoredObject | null }>()
+  readonly #overlay = new Map<string, { rv: number; object: StoredObject | null; durable: Promise<void> }>()
   readonly #listeners = new Set<(e: WatchEvent) => void>()
   #history: WatchEvent[] = []
   /** Every event with a resourceVersion above this one is in #history. */
@@ -122,7 +122,11 @@ export class ControlState {
     const key = resourceKey(kind, metadata.namespace, metadata.name)
     const current = this.#latest(key) as Resource | undefined
     checkPrecondition(current, options.precondition, `${kind} ${metadata.namespace}/${metadata.name}`)
-    if (current && isDeepStrictEqual(current.spec, resource.spec) && isDeepStrictEqual(current.metadata.labels, metadata.labels)) return { object: current, result: 'unchanged' }
+    if (current && isDeepStrictEqual(current.spec, resource.spec) && isDeepStrictEqual(current.metadata.labels, metadata.labels)) {
+      // "Unchanged" acknowledges the state: if it is still being written, answer once it is on disk.
+      await this.#overlay.get(key)?.durable
+      return { object: current, result: 'unchanged' }
+    }
     const object: Resource = {
       apiVersion: API_VERSION,
       kind,
@@ -259,14 +263,15 @@ export class ControlState {
   }
 
   #commit(key: string, event: WatchEvent): Promise<void> {
-    this.#overlay.set(key, { rv: event.resourceVersion, object: event.type === 'DELETED' ? null : event.object })
-    return new Promise<void>((resolve, reject) => {
+    const durable = new Promise<void>((resolve, reject) => {
       this.#queue.push({ event, key, resolve, reject })
       if (!this.#flushing) {
         this.#flushing = true
         queueMicrotask(() => void this.#flush())
       }
     })
+    this.#overlay.set(key, { rv: event.resourceVersion, object: event.type === 'DELETED' ? null : event.object, durable: durable.catch(() => {}) })
+    return durable
   }
 
   async #flush(): Promise<void> {
