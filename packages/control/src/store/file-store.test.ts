@@ -136,4 +136,38 @@ describe('FileStore', () => {
     await writeFile(path, buf)
     await expect(FileStore.open(dir, log)).rejects.toThrow(new RegExp(`${path} is corrupt at byte offset 8: checksum mismatch`))
   })
+
+  it('recovers the whole records before any cut of the log, never failing (every crash point)', async () => {
+    const offsets = await writeEvents(4)
+    const full = await readFile(join(dir, WAL_FILE))
+    const ends = [...offsets.slice(1), full.length]
+    for (let cut = WAL_MAGIC.length; cut <= full.length; cut += 3) {
+      const d = await mkdtemp(join(tmpdir(), 'meshlet-cut-'))
+      await writeFile(join(d, WAL_FILE), full.subarray(0, cut))
+      const { store, recovered } = await FileStore.open(d, log)
+      expect(recovered.events.length, `cut at ${cut}`).toBe(ends.filter((e) => e <= cut).length)
+      await store.close()
+      await rm(d, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses any flipped byte before the last record, and truncates the last record when it is the damaged one', async () => {
+    const offsets = await writeEvents(3)
+    const full = await readFile(join(dir, WAL_FILE))
+    for (let at = 0; at < full.length; at++) {
+      const d = await mkdtemp(join(tmpdir(), 'meshlet-flip-'))
+      const buf = Buffer.from(full)
+      buf[at]! ^= 0x20
+      await writeFile(join(d, WAL_FILE), buf)
+      const result = await FileStore.open(d, log).catch((e: unknown) => e as Error)
+      if (at < offsets[2]!) expect(result, `byte ${at}`).toMatchObject({ code: 'MESHLET_ERR_STORE_CORRUPT' })
+      else {
+        expect(result, `byte ${at}`).not.toBeInstanceOf(Error)
+        const { store, recovered } = result as Awaited<ReturnType<typeof FileStore.open>>
+        expect(recovered.events.map((e) => e.resourceVersion)).toEqual([1, 2])
+        await store.close()
+      }
+      await rm(d, { recursive: true, force: true })
+    }
+  })
 })
