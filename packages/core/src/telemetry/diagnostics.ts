@@ -13,6 +13,7 @@ export const channels = {
   discoveryError: channel('meshlet:discovery:error'),
   drain: channel('meshlet:drain'),
   configRejected: channel('meshlet:config:rejected'),
+  configApplied: channel('meshlet:config:applied'),
   controlError: channel('meshlet:control:error'),
 } as const
 
