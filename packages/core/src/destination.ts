@@ -81,6 +81,15 @@ export class Destination {
     this.#stacks = new WeakMap()
   }
 
+  /**
+   * The destination's breaker, shared by every transport (the gRPC interceptors fire it around a
+   * whole call); undefined when the policy has none. Replaced when the breaker settings change.
+   */
+  get breaker(): CircuitBreaker | undefined {
+    if (!this.#policy.breaker) return undefined
+    return (this.#breaker ??= newBreaker(this.name, this.#policy.breaker, this.#metrics))
+  }
+
   /** The composed client stack for a transport, built on first use; callers must not cache it across policy updates. */
   stack<Req, Res>(protocol: ClientProtocol<Req, Res>): Service<Req, Res> {
     const key = protocol as unknown as ClientProtocol<never, never>

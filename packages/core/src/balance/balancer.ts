@@ -97,11 +97,17 @@ export class Balancer {
 
   /**
    * Chooses the endpoint for one attempt, avoiding endpoints this call already tried while any
-   * other is ready. Throws MESHLET_ERR_NO_ENDPOINT (retryable: discovery may catch up).
+   * other is ready. `usable` lets a transport with its own connectivity (gRPC subchannels) steer
+   * picks to the endpoints it can use now, while any is. Throws MESHLET_ERR_NO_ENDPOINT
+   * (retryable: discovery may catch up).
    */
-  pick(ctx: CallContext): EndpointState {
+  pick(ctx: CallContext, usable?: (e: EndpointState) => boolean): EndpointState {
     let ready = this.#ready
     if (ready.length === 0) throw this.#noEndpoint()
+    if (usable !== undefined && ready.length > 1) {
+      const connected = ready.filter(usable)
+      if (connected.length > 0) ready = connected
+    }
     const tried = ctx.tried
     if (tried !== undefined && ready.length > 1) {
       const fresh = ready.filter((e) => !tried.includes(e))

@@ -1,0 +1,171 @@
+/**
+ * The client interceptor: what grpc-js service config cannot do. Per call it applies the deadline
+ * (the earlier of the caller's, the inbound request's from the call scope, and the destination's
+ * timeout), follows the inbound request's cancellation, sends `meshlet-deadline` and the trace
+ * context, goes through the destination's breaker, and records `rpc.client.call.duration`.
+ * A call that has no time left, or meets an open breaker, fails without a network write.
+ */
+import { DEADLINE_HEADER, ErrorCodes, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Mesh } from '@meshlet/core'
+import { InterceptingCall, Metadata, status as Status, type CallOptions, type ClientOptions, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js'
+import type { InterceptingCallInterface, NextCall } from '@grpc/grpc-js/build/src/client-interceptors.js'
+import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
+import { rpcMetrics } from './grpc-metrics.js'
+import { grpcClassifier, type CallOutcome } from './grpc-status.js'
+import { registrationOf } from './registry.js'
+
+type Deadline = CallOptions['deadline']
+
+function deadlineMs(d: Deadline): number {
+  if (d === undefined) return Infinity
+  return d instanceof Date ? d.getTime() : d
+}
+
+/** True when `path` (`/pkg.Service/Method`) is listed, by method or by service, as idempotent. */
+export function isIdempotentPath(list: readonly string[] | undefined, path: string): boolean {
+  if (list === undefined || list.length === 0) return false
+  const service = path.slice(1, path.lastIndexOf('/'))
+  for (const n of list) if (n === path || n === service || n === `/${service}` || `/${n}` === path) return true
+  return false
+}
+
+/** A protocol shape for the core's breaker filter: only the classifier is read. */
+const breakerProtocol = { classifier: grpcClassifier } as unknown as ClientProtocol<unknown, CallOutcome>
+
+type Go = (metadata: Metadata, listener: Partial<InterceptingListener>, start: (real: InterceptingCallInterface) => void) => void
+
+/**
+ * One call: the real grpc-js call is made only when the call may go (deadline left, breaker
+ * closed); until then, and when it may not, nothing reaches the network.
+ */
+class MeshCall implements InterceptingCallInterface {
+  #real: InterceptingCallInterface | undefined
+  #failed = false
+  readonly #queue: ((c: InterceptingCallInterface) => void)[] = []
+  readonly #go: Go
+
+  constructor(go: Go) {
+    this.#go = go
+  }
+
+  start(metadata: Metadata, listener: Partial<InterceptingListener> = {}): void {
+    this.#go(metadata, listener, (real) => {
+      this.#real = real
+      for (const op of this.#queue.splice(0)) op(real)
+    })
+  }
+
+  /** Ends the call with `status` without sending it (asynchronously, as a real call would). */
+  fail(listener: Partial<InterceptingListener>, code: Status, details: string): void {
+    this.#failed = true
+    this.#queue.length = 0
+    process.nextTick(() => listener.onReceiveStatus?.({ code, details, metadata: new Metadata() }))
+  }
+
+  #do(op: (c: InterceptingCallInterface) => void): void {
+    if (this.#real !== undefined) op(this.#real)
+    else if (!this.#failed) this.#queue.push(op)
+  }
+  cancelWithStatus(status: Status, details: string): void {
+    this.#do((c) => c.cancelWithStatus(status, details))
+  }
+  getPeer(): string {
+    return this.#real?.getPeer() ?? ''
+  }
+  sendMessageWithContext(context: MessageContext, message: unknown): void {
+    this.#do((c) => c.sendMessageWithContext(context, message))
+  }
+  sendMessage(message: unknown): void {
+    this.#do((c) => c.sendMessage(message))
+  }
+  startRead(): void {
+    this.#do((c) => c.startRead())
+  }
+  halfClose(): void {
+    this.#do((c) => c.halfClose())
+  }
+  getAuthContext(): ReturnType<InterceptingCallInterface['getAuthContext']> {
+    return this.#real?.getAuthContext() ?? null
+  }
+}
+
+/** The mesh's client interceptors for calls to the mesh service `service`. */
+export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
+  const metrics = rpcMetrics(mesh)
+  const interceptor: Interceptor = (options: InterceptorOptions, nextCall: NextCall) => {
+    const dest = mesh.destination(service)
+    if (dest === undefined) return new InterceptingCall(nextCall(options))
+    const path = options.method_definition.path
+    const ctx = dest.newContext(isIdempotentPath(registrationOf(mesh)?.idempotent, path))
+    const deadline = Math.min(ctx.deadline, deadlineMs(options.deadline))
+    ctx.deadline = deadline
+    const t0 = performance.now()
+    const record = (code: Status) => metrics.client.record((performance.now() - t0) / 1000, metrics.attributes('c', path, code, service))
+
+    const call: MeshCall = new MeshCall((metadata, listener, started) => {
+      const now = Date.now()
+      if (deadline <= now) {
+        record(Status.DEADLINE_EXCEEDED)
+        return call.fail(listener, Status.DEADLINE_EXCEEDED, deadlineExceeded(service, deadline, 1, false).message)
+      }
+      const signal = ctx.signal
+      if (signal?.aborted) {
+        record(Status.CANCELLED)
+        return call.fail(listener, Status.CANCELLED, `Call to "${service}" was not sent: the inbound request it was made for was cancelled.`)
+      }
+      if (deadline !== Infinity) metadata.set(DEADLINE_HEADER, String(deadline))
+      const carrier: Record<string, string> = {}
+      injectTraceContext(carrier)
+      for (const k in carrier) metadata.set(k, carrier[k]!)
+
+      let settle: (o: CallOutcome) => void = () => {}
+      const outcome = new Promise<CallOutcome>((resolve) => (settle = resolve))
+      let real: InterceptingCallInterface | undefined
+      const onAbort = () => real?.cancelWithStatus(Status.CANCELLED, `Cancelled: the inbound request this call to "${service}" was made for was cancelled.`)
+      const send = (): Promise<CallOutcome> => {
+        real = nextCall(deadline === Infinity ? options : { ...options, deadline })
+        signal?.addEventListener('abort', onAbort, { once: true })
+        real.start(metadata, {
+          onReceiveMetadata: (md) => listener.onReceiveMetadata?.(md),
+          onReceiveMessage: (m) => listener.onReceiveMessage?.(m),
+          onReceiveStatus: (s: StatusObject) => {
+            signal?.removeEventListener('abort', onAbort)
+            record(s.code)
+            settle(s)
+            listener.onReceiveStatus?.(s)
+          },
+        })
+        started(real)
+        return outcome
+      }
+      const breaker = dest.breaker
+      if (breaker === undefined) return void send()
+      breakerFilter(breaker, breakerProtocol)(null, ctx, send).catch((err: unknown) => {
+        if (real !== undefined) return
+        record(Status.UNAVAILABLE)
+        const open = isMeshletError(err) && err.code === ErrorCodes.BREAKER_OPEN
+        call.fail(listener, Status.UNAVAILABLE, open ? err.message : `meshlet: ${(err as Error)?.message ?? String(err)}`)
+      })
+    })
+    return new InterceptingCall(call)
+  }
+  return [interceptor]
+}
+
+/**
+ * Client options for `new Client('meshlet:///<service>', credentials, options)`: the mesh's
+ * interceptors first, then any in `options`.
+ */
+export function meshClientOptions(mesh: Mesh, service: string, options: ClientOptions = {}): ClientOptions {
+  if (options.interceptor_providers?.length) throw new TypeError('meshClientOptions: pass `interceptors`, not `interceptor_providers` (grpc-js allows only one of the two).')
+  return { ...options, interceptors: [...meshInterceptors(mesh, service), ...(options.interceptors ?? [])] }
+}
+
+/**
+ * Call options with per-call `interceptors` that keep the mesh's: grpc-js replaces the client's
+ * interceptors with a call's own, which would silently drop deadline, breaker and metrics.
+ */
+export function meshCallOptions(mesh: Mesh, service: string, options: CallOptions = {}): CallOptions {
+  if (!options.interceptors?.length && !options.interceptor_providers?.length) return options
+  if (options.interceptor_providers?.length) throw new TypeError('meshCallOptions: pass `interceptors`, not `interceptor_providers` (grpc-js allows only one of the two).')
+  return { ...options, interceptors: [...meshInterceptors(mesh, service), ...options.interceptors!] }
+}

@@ -1,0 +1,188 @@
+/**
+ * The `meshlet` LB policy: one pick-first leaf per endpoint keeps a subchannel connected to each
+ * (as round_robin does), and an immutable picker asks the core's balancer (P2C peak-EWMA, outlier
+ * ejection, zone preference, reported load) which endpoint takes the call, among those whose
+ * subchannel is READY. Each attempt's status, latency and load report are fed back to the balancer.
+ */
+import { LOAD_HEADER, parseLoadHeader, type Destination, type EndpointState } from '@meshlet/core'
+import { connectivityState as ConnectivityState, experimental, type ChannelOptions } from '@grpc/grpc-js'
+import { classifyStatus } from './grpc-status.js'
+import { DESTINATION_ARG } from './resolver-meshlet.js'
+import { LB_POLICY_NAME } from './service-config.js'
+
+type Endpoint = experimental.Endpoint
+type Picker = experimental.Picker
+type PickArgs = experimental.PickArgs
+type PickResult = experimental.PickResult
+type Leaf = experimental.LeafLoadBalancer
+
+export class MeshletLoadBalancingConfig implements experimental.TypedLoadBalancingConfig {
+  constructor(readonly service: string | undefined) {}
+  getLoadBalancerName(): string {
+    return LB_POLICY_NAME
+  }
+  toJsonObject(): object {
+    return { [LB_POLICY_NAME]: this.service === undefined ? {} : { service: this.service } }
+  }
+  static createFromJson(obj: unknown): MeshletLoadBalancingConfig {
+    const service = (obj as { service?: unknown } | null)?.service
+    return new MeshletLoadBalancingConfig(typeof service === 'string' ? service : undefined)
+  }
+}
+
+function keyOfEndpoint(e: Endpoint): string {
+  const a = e.addresses[0] as { host?: string; port?: number; path?: string } | undefined
+  return a === undefined ? '' : a.path ?? `${a.host}|${a.port}`
+}
+
+const urlKeys = new WeakMap<EndpointState, string>()
+function keyOfState(e: EndpointState): string {
+  let k = urlKeys.get(e)
+  if (k === undefined) {
+    const u = new URL(e.url)
+    k = `${u.hostname.replace(/^\[|\]$/g, '')}|${u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80'}`
+    urlKeys.set(e, k)
+  }
+  return k
+}
+
+/** The core's balancer choosing among the READY leaves; immutable, replaced on every state change. */
+class MeshletPicker implements Picker {
+  readonly #dest: Destination | undefined
+  readonly #ready: ReadonlyMap<string, Leaf>
+  readonly #leaves: readonly Leaf[]
+  readonly #usable: (e: EndpointState) => boolean
+  /** The picker only reads `tried` (none: grpc-js gives a picker no per-call identity). */
+  static readonly #ctx = { service: '', deadline: Infinity, signal: undefined, attempt: 1, endpoint: undefined, tried: undefined, idempotent: false, perTryTimeout: Infinity, start: 0 }
+
+  constructor(dest: Destination | undefined, ready: ReadonlyMap<string, Leaf>) {
+    this.#dest = dest
+    this.#ready = ready
+    this.#leaves = [...ready.values()]
+    this.#usable = (e) => ready.has(keyOfState(e))
+  }
+
+  pick(args: PickArgs): PickResult {
+    const dest = this.#dest
+    let e: EndpointState | undefined
+    if (dest !== undefined) {
+      try {
+        e = dest.balancer.pick(MeshletPicker.#ctx, this.#usable)
+      } catch {
+        e = undefined // no endpoint in the core's view: any connected subchannel serves
+      }
+    }
+    const leaf = e === undefined ? undefined : this.#ready.get(keyOfState(e))
+    if (leaf === undefined || e === undefined || dest === undefined) {
+      return this.#leaves[(Math.random() * this.#leaves.length) | 0]!.getPicker().pick(args)
+    }
+    const result = leaf.getPicker().pick(args)
+    if (result.pickResultType !== experimental.PickResultType.COMPLETE) return result
+    const balancer = dest.balancer
+    const started = result.onCallStarted
+    const ended = result.onCallEnded
+    let t0 = 0
+    return {
+      ...result,
+      onCallStarted: () => {
+        e.inflight++
+        t0 = performance.now()
+        started?.()
+      },
+      onCallEnded: (code, details, metadata) => {
+        e.inflight--
+        balancer.record(e, classifyStatus(code), performance.now() - t0)
+        const load = parseLoadHeader(metadata?.get(LOAD_HEADER)[0] as string | undefined)
+        if (load !== undefined) balancer.reportLoad(e, load)
+        ended?.(code, details, metadata)
+      },
+    }
+  }
+}
+
+export class MeshletLoadBalancer implements experimental.LoadBalancer {
+  readonly #helper: experimental.ChannelControlHelper
+  readonly #childHelper: experimental.ChannelControlHelper
+  #leaves = new Map<string, Leaf>()
+  #dest: Destination | undefined
+  #paused = false
+  #state: ConnectivityState = ConnectivityState.IDLE
+  #lastError: string | null = null
+
+  constructor(helper: experimental.ChannelControlHelper) {
+    this.#helper = helper
+    this.#childHelper = experimental.createChildChannelControlHelper(helper, {
+      updateState: (_state, _picker, errorMessage) => {
+        if (errorMessage) this.#lastError = errorMessage
+        this.#publish()
+      },
+    })
+  }
+
+  updateAddressList(endpoints: experimental.StatusOr<Endpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions, note: string): boolean {
+    if (!(config instanceof MeshletLoadBalancingConfig)) return false
+    if (!endpoints.ok) {
+      if (this.#leaves.size === 0) this.#setState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details ?? note)
+      return true
+    }
+    this.#dest = options[DESTINATION_ARG] as Destination | undefined
+    const next = new Map<string, Leaf>()
+    const fresh: Leaf[] = []
+    this.#paused = true
+    for (const endpoint of endpoints.value) {
+      const key = keyOfEndpoint(endpoint)
+      if (next.has(key)) continue
+      let leaf = this.#leaves.get(key)
+      if (leaf === undefined) fresh.push((leaf = new experimental.LeafLoadBalancer(endpoint, this.#childHelper, options, note)))
+      next.set(key, leaf)
+    }
+    for (const [key, leaf] of this.#leaves) if (!next.has(key)) leaf.destroy()
+    this.#leaves = next
+    for (const leaf of fresh) leaf.startConnecting()
+    this.#paused = false
+    if (next.size === 0) {
+      const details = `meshlet: no endpoint for this destination yet (${note})`
+      this.#setState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ details }), details)
+    } else this.#publish()
+    return true
+  }
+
+  /** READY as soon as one leaf is; every leaf is kept connected so that picks have a choice. */
+  #publish(): void {
+    if (this.#paused || this.#leaves.size === 0) return
+    const ready = new Map<string, Leaf>()
+    let connecting = false
+    for (const [key, leaf] of this.#leaves) {
+      const s = leaf.getConnectivityState()
+      if (s === ConnectivityState.READY) ready.set(key, leaf)
+      else if (s === ConnectivityState.CONNECTING) connecting = true
+    }
+    if (ready.size > 0) this.#setState(ConnectivityState.READY, new MeshletPicker(this.#dest, ready), null)
+    else if (connecting) this.#setState(ConnectivityState.CONNECTING, new experimental.QueuePicker(this), null)
+    else {
+      const details = `meshlet: no connection to any endpoint. Last error: ${this.#lastError}`
+      this.#setState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ details }), details)
+    }
+    for (const leaf of this.#leaves.values()) if (leaf.getConnectivityState() === ConnectivityState.IDLE) leaf.exitIdle()
+  }
+
+  #setState(state: ConnectivityState, picker: Picker, error: string | null): void {
+    if (this.#state === ConnectivityState.READY && state !== ConnectivityState.READY) this.#helper.requestReresolution()
+    this.#state = state
+    this.#helper.updateState(state, picker, error)
+  }
+
+  exitIdle(): void {
+    for (const leaf of this.#leaves.values()) leaf.exitIdle()
+  }
+  resetBackoff(): void {
+    // Leaves reset their own backoff when asked to connect.
+  }
+  destroy(): void {
+    for (const leaf of this.#leaves.values()) leaf.destroy()
+    this.#leaves.clear()
+  }
+  getTypeName(): string {
+    return LB_POLICY_NAME
+  }
+}
