@@ -1,12 +1,14 @@
 /**
- * Child processes of the benches: upstream servers (bench/dist/server.js) and haproxy sidecars.
+ * Child processes of the benches: upstream servers (bench/dist/server.js), haproxy sidecars, the
+ * control endpoint (the `meshlet control` CLI) and watcher processes (bench/dist/watchers.js).
  * Every child is tracked and killed by its pid when the bench ends, however it ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type AddressInfo } from 'node:net'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 const children = new Set<ChildProcess>()
 const tempDirs = new Set<string>()
@@ -25,12 +27,38 @@ for (const s of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-/** The one launcher: starts `cmd`, tracks it, and rejects `exited` if it dies before `stop()`. */
-export function launch(cmd: string, args: string[], ipc = false): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', ...(ipc ? (['ipc'] as const) : [])] })
+/** The one launcher: starts `cmd` and tracks it (killed by pid when the bench ends); `pipeStdout` lets the caller read its stdout. */
+export function launch(cmd: string, args: string[], o: { ipc?: boolean; pipeStdout?: boolean; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', o.pipeStdout ? 'pipe' : 'inherit', 'inherit', ...(o.ipc ? (['ipc'] as const) : [])], ...(o.env ? { env: o.env } : {}) })
   children.add(child)
   child.once('exit', () => children.delete(child))
   return child
+}
+
+/** Resolves with the first message of `child` (over IPC) that `accept` takes, or rejects on exit or after `timeoutMs`. */
+export function nextMessage<T>(child: ChildProcess, what: string, accept: (m: unknown) => m is T, timeoutMs = 60_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+    }
+    const onMessage = (m: unknown): void => {
+      if (!accept(m)) return
+      done()
+      resolve(m)
+    }
+    const onExit = (code: number | null): void => {
+      done()
+      reject(new Error(`${what}: the child exited with ${code} first`))
+    }
+    const timer = setTimeout(() => {
+      done()
+      reject(new Error(`${what}: nothing within ${timeoutMs} ms`))
+    }, timeoutMs)
+    child.on('message', onMessage)
+    child.once('exit', onExit)
+  })
 }
 
 /** Stops a child we started and waits until it is gone. */
@@ -48,19 +76,56 @@ export interface Upstream {
 
 /** Starts bench/dist/server.js with `PORT[:DELAY_MS]` specs and waits for its IPC readiness message. */
 export async function startUpstream(specs: string[]): Promise<Upstream> {
-  const child = launch(process.execPath, [join(import.meta.dirname, 'server.js'), ...specs], true)
-  const ports = await new Promise<number[]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('upstream server not ready within 10 s')), 10_000)
-    child.once('message', (m) => {
+  const child = launch(process.execPath, [join(import.meta.dirname, 'server.js'), ...specs], { ipc: true })
+  const { ports } = await nextMessage(child, 'upstream server ready', (m): m is { ports: number[] } => Array.isArray((m as { ports?: unknown }).ports), 10_000)
+  return { child, ports }
+}
+
+export interface ControlProcess {
+  child: ChildProcess
+  url: string
+  dataDir: string
+}
+
+/**
+ * Starts the compiled `meshlet control --port 0 --data <new temp dir>` CLI of @meshlet/control as
+ * its own process, with the tokens from the environment, and resolves with the URL it prints.
+ */
+export async function startControlProcess(tokens: { admin: string; join: string }): Promise<ControlProcess> {
+  const cli = join(dirname(createRequire(import.meta.url).resolve('@meshlet/control/package.json')), 'dist', 'cli', 'main.js')
+  const dataDir = mkdtempSync(join(tmpdir(), 'meshlet-bench-control-'))
+  tempDirs.add(dataDir)
+  const child = launch(process.execPath, [cli, 'control', '--port', '0', '--data', dataDir], { pipeStdout: true, env: { ...process.env, MESHLET_TOKEN: tokens.admin, MESHLET_JOIN_TOKEN: tokens.join } })
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => reject(new Error(`meshlet control did not say where it listens within 10 s; stdout so far: ${out}`)), 10_000)
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString()
+      const m = /listening on (http:\/\/\S+)/.exec(out)
+      if (m === null) return
       clearTimeout(timer)
-      resolve((m as { ports: number[] }).ports)
-    })
+      child.stdout!.off('data', onData)
+      child.stdout!.pipe(process.stdout)
+      resolve(m[1]!)
+    }
+    child.stdout!.on('data', onData)
     child.once('exit', (code) => {
       clearTimeout(timer)
-      reject(new Error(`upstream server exited with ${code} before it was ready`))
+      reject(new Error(`meshlet control exited with ${code} before it listened; stdout: ${out}`))
     })
   })
-  return { child, ports }
+  return { child, url, dataDir }
+}
+
+/** Resident set size of a child now and at its peak, KiB, from /proc/<pid>/status (Linux); NaN where unavailable. */
+export function rssKiBOf(child: ChildProcess): { rss: number; peak: number } {
+  try {
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
+    const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
+    return { rss: field('VmRSS'), peak: field('VmHWM') }
+  } catch {
+    return { rss: NaN, peak: NaN }
+  }
 }
 
 /** CPU time (user + system) a child has used so far, ms, from /proc (Linux); 0 where unavailable. */

@@ -5,12 +5,17 @@
  *   balance   p99 with one endpoint of ten 10× slower: default balancer vs all healthy vs round-robin
  *   failover  an open loop at 1,000 req/s while one of three endpoints is SIGKILLed
  *   stack     the core client stack alone (no network): ns per call with each policy on
- * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack]   (all by default)
+ *   propagation  a ServicePolicy put on the control endpoint (its own process, the `meshlet control`
+ *             CLI) until applied in N meshes (N = 100, 1,000) that follow it from a few processes
+ *   registry  10,000 instances on the endpoint: its RSS, list latency, heartbeat load at their TTL
+ * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [propagation] [registry]   (all by default)
  * Env: BENCH_SECONDS (5) BENCH_WARMUP (1) BENCH_ROUNDS (2) BENCH_LATENCY_REQUESTS (3000)
  *      BENCH_REQUESTS (20000) BENCH_BALANCE_DELAY_MS (10; the slow endpoint takes 10×)
  *      BENCH_FAILOVER_SECONDS (6) BENCH_FAILOVER_RATE (1000)
+ *      BENCH_PROPAGATION_N (100,1000) BENCH_PROPAGATION_PROCS (4) BENCH_PROPAGATION_CHANGES (10, after 2 warm-up changes)
+ *      BENCH_REGISTRY_INSTANCES (10000) BENCH_REGISTRY_TTL_MS (15000) BENCH_HEARTBEAT_SECONDS (10)
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -19,10 +24,10 @@ import { join } from 'node:path'
 import { metrics } from '@opentelemetry/api'
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
 import { Pool, type Dispatcher } from 'undici'
-import { Classification, createMesh, type BalancerType, type ClientProtocol, type Mesh, type MeshOptions } from '@meshlet/core'
+import { API_VERSION, Classification, ControlClient, createMesh, DEFAULT_INSTANCE_TTL, type BalancerType, type ClientProtocol, type InstanceRegistration, type Mesh, type MeshOptions, type RegisterResponse, type Resource } from '@meshlet/core'
 import { meshAgent } from '@meshlet/http'
 import { closedLoop, Histogram, openLoop, type LoadResult, type Send } from './load.js'
-import { cpuMsOf, startHaproxy, startUpstream, stop } from './procs.js'
+import { cpuMsOf, launch, nextMessage, rssKiBOf, startControlProcess, startHaproxy, startUpstream, stop, type ControlProcess } from './procs.js'
 
 function envNumber(name: string, fallback: number): number {
   const v = process.env[name]
@@ -43,6 +48,15 @@ const BALANCE_DELAY_MS = envNumber('BENCH_BALANCE_DELAY_MS', 10)
 const OVERHEAD_CONCURRENCY = 64
 const BALANCE_CONCURRENCY = 32
 const PATH = '/x'
+const PROPAGATION_SIZES = (process.env.BENCH_PROPAGATION_N ?? '100,1000').split(',').map((x) => Math.round(Number(x)))
+const PROPAGATION_PROCS = Math.round(envNumber('BENCH_PROPAGATION_PROCS', 4))
+const PROPAGATION_CHANGES = Math.round(envNumber('BENCH_PROPAGATION_CHANGES', 10))
+const PROPAGATION_WARMUP_CHANGES = 2
+const REGISTRY_INSTANCES = Math.round(envNumber('BENCH_REGISTRY_INSTANCES', 10_000))
+const REGISTRY_TTL_MS = envNumber('BENCH_REGISTRY_TTL_MS', DEFAULT_INSTANCE_TTL)
+const REGISTRY_HEARTBEAT_SECONDS = envNumber('BENCH_HEARTBEAT_SECONDS', 10)
+const REGISTRY_CONCURRENCY = 64
+const REGISTRY_LISTS = 20
 
 // A real SDK meter provider, so the mesh records its metrics for real (exported once a minute).
 const meterProvider = new MeterProvider({
@@ -428,6 +442,280 @@ async function stack(): Promise<Record<string, unknown>> {
   return Object.fromEntries(rows.map((r) => [r.variant, r['ns/call (min of rounds)']]))
 }
 
+// The control endpoint in its own process, and the meshes that follow it.
+const TOKENS = { admin: 'bench-admin-token', join: 'bench-join-token' }
+const wallNow = (): number => performance.timeOrigin + performance.now()
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+const kib = (n: number): string => (n >= 10_240 ? `${round1(n / 1024)} MiB` : `${n} KiB`)
+
+/** Endpoint CPU over a span, % of one core, from /proc. */
+function cpuMeter(child: ChildProcess): () => number {
+  const cpu0 = cpuMsOf(child)
+  const t0 = performance.now()
+  return () => round1(((cpuMsOf(child) - cpu0) / (performance.now() - t0)) * 100)
+}
+
+function servicePolicy(timeout: string): Resource {
+  return { apiVersion: API_VERSION, kind: 'ServicePolicy', metadata: { name: 'payments', namespace: 'default' }, spec: { service: 'payments', timeout } }
+}
+
+let changes = 0
+
+/** One propagation run: N meshes in PROPAGATION_PROCS processes follow the endpoint; each put is timed to its application in every mesh. */
+async function propagationRun(control: ControlProcess, client: ControlClient, n: number, run: number): Promise<Record<string, unknown>> {
+  const procs = Math.min(PROPAGATION_PROCS, n)
+  /** resourceVersion → times each mesh applied it, as processes report them (possibly before the put's answer). */
+  const reports = new Map<number, number[][]>()
+  let onReport = (): void => {}
+  const children = Array.from({ length: procs }, (_, k) => {
+    const child = launch(process.execPath, [join(import.meta.dirname, 'watchers.js')], { ipc: true })
+    child.on('message', (m: { rv?: number; appliedAt?: number[] }) => {
+      if (m.rv === undefined || m.appliedAt === undefined) return
+      let list = reports.get(m.rv)
+      if (list === undefined) reports.set(m.rv, (list = []))
+      list.push(m.appliedAt)
+      onReport()
+    })
+    const count = Math.floor(n / procs) + (k < n % procs ? 1 : 0)
+    child.send({ control: control.url, token: TOKENS.join, prefix: `w${run}x${k}`, count })
+    return child
+  })
+  try {
+    const t0 = performance.now()
+    const ready = await Promise.all(children.map((c) => nextMessage(c, 'watchers ready', (m): m is { ready: number; rss: number } => typeof (m as { ready?: unknown }).ready === 'number', 120_000)))
+    const startSeconds = round1((performance.now() - t0) / 1000)
+    const watcherRss = Math.round(ready.reduce((a, r) => a + r.rss, 0) / 1024)
+    console.log(`  N=${n}: ${procs} processes, ${n} meshes following the endpoint after ${startSeconds} s (watcher processes' RSS ${kib(watcherRss)})`)
+    // Watcher CPU while idle (the meshes' timers, bookmarks), after start-up settles, to tell it from the cost of a change.
+    const watchersCpuMs = (): number => children.reduce((a, c) => a + cpuMsOf(c), 0)
+    await sleep(500)
+    const idle0 = { cpu: watchersCpuMs(), t: performance.now() }
+    await sleep(1500)
+    const idlePerMs = (watchersCpuMs() - idle0.cpu) / (performance.now() - idle0.t)
+    let busy0 = { cpu: 0, t: 0 }
+    const loadavg = round1(os.loadavg()[0]!)
+    const hist = new Histogram()
+    const putHist = new Histogram()
+    const perChange: number[] = []
+    const warmup: number[] = []
+    let cpu = cpuMeter(control.child)
+    let last = 0
+    // The first changes after 1,000 meshes start run cold (JIT, start-up garbage): shown, not counted.
+    for (let c = -PROPAGATION_WARMUP_CHANGES; c < PROPAGATION_CHANGES; c++) {
+      if (c === 0) {
+        cpu = cpuMeter(control.child)
+        busy0 = { cpu: watchersCpuMs(), t: performance.now() }
+      }
+      // Alternates over the whole scenario, so every put is a change (an unchanged put is no event).
+      last = changes++ % 2 === 0 ? 3000 : 2000
+      const putAt = wallNow()
+      const { object, result } = await client.put(servicePolicy(`${last}ms`))
+      putHist.record(wallNow() - putAt)
+      if (result !== 'configured') throw new Error(`the put of timeout ${last} ms was "${result}", not a change`)
+      const rv = object.metadata.resourceVersion!
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`N=${n}: after 30 s, every mesh had applied resourceVersion ${rv} in only ${reports.get(rv)?.length ?? 0} of ${procs} watcher processes`)), 30_000)
+        onReport = () => {
+          if ((reports.get(rv)?.length ?? 0) < procs) return
+          clearTimeout(timer)
+          resolve()
+        }
+        onReport()
+      })
+      const times = reports.get(rv)!.flat()
+      let max = 0
+      for (const t of times) {
+        if (c >= 0) hist.record(t - putAt)
+        max = Math.max(max, t - putAt)
+      }
+      ;(c >= 0 ? perChange : warmup).push(round1(max))
+      console.log(`  N=${n} ${c >= 0 ? `change ${c + 1}/${PROPAGATION_CHANGES}` : 'warm-up change'} (timeout ${last} ms, resourceVersion ${rv}): all ${times.length} meshes applied it within ${max.toFixed(1)} ms of the put`)
+      await sleep(300)
+    }
+    const endpointCpu = cpu()
+    const changeCpuMs = watchersCpuMs() - busy0.cpu - idlePerMs * (performance.now() - busy0.t)
+    const mismatched = (await Promise.all(children.map((c) => (c.send({ check: last }), nextMessage(c, 'watchers check', (m): m is { mismatched: number } => typeof (m as { mismatched?: unknown }).mismatched === 'number'))))).reduce((a, m) => a + m.mismatched, 0)
+    if (mismatched > 0) throw new Error(`N=${n}: ${mismatched} meshes do not have the last policy (timeout ${last} ms)`)
+    return {
+      meshes: n,
+      processes: procs,
+      changes: PROPAGATION_CHANGES,
+      samples: hist.count,
+      p50Ms: round1(hist.percentile(50)),
+      p99Ms: round1(hist.percentile(99)),
+      maxMs: round1(hist.percentile(100)),
+      minMs: round1(hist.percentile(0)),
+      maxPerChangeMs: perChange,
+      warmupMaxPerChangeMs: warmup,
+      putAckP50Ms: round1(putHist.percentile(50)),
+      startSeconds,
+      watcherRssMiB: round1(watcherRss / 1024),
+      endpointCpuPercent: endpointCpu,
+      watcherCpuUsPerMeshChange: Math.round((changeCpuMs * 1000) / (n * PROPAGATION_CHANGES)),
+      watchersIdleCpuPercent: round1(idlePerMs * 100),
+      loadavg1mAtStart: loadavg,
+      endpointRssMiB: round1(rssKiBOf(control.child).rss / 1024),
+    }
+  } finally {
+    await Promise.all(children.map((c) => stop(c)))
+  }
+}
+
+async function propagation(): Promise<Record<string, unknown>> {
+  const control = await startControlProcess(TOKENS)
+  const client = new ControlClient({ url: control.url, token: TOKENS.admin })
+  // One payments instance, so every mesh's registry knows the service; kept alive for the run.
+  const { id, ttl } = await client.register({ service: 'payments', port: 9, address: '127.0.0.1' })
+  const beat = setInterval(() => void client.heartbeat(id).catch(() => {}), ttl / 3)
+  try {
+    await client.put(servicePolicy('1s'))
+    console.log(`propagation: endpoint ${control.url} (pid ${control.child.pid}); N = ${PROPAGATION_SIZES.join(', ')} meshes in up to ${PROPAGATION_PROCS} processes, ${PROPAGATION_WARMUP_CHANGES} warm-up + ${PROPAGATION_CHANGES} ServicePolicy changes each`)
+    const runs: Record<string, unknown>[] = []
+    for (const [i, n] of PROPAGATION_SIZES.entries()) runs.push(await propagationRun(control, client, n, i))
+    const at1000 = runs.find((r) => r.meshes === 1000)
+    printTable(
+      'propagation: put of a ServicePolicy change → applied in every watching mesh (wall clock, all mesh × change samples)',
+      runs.map((r) => ({
+        meshes: r.meshes,
+        processes: r.processes,
+        samples: r.samples,
+        'p50 ms': r.p50Ms,
+        'p99 ms': r.p99Ms,
+        'max ms': r.maxMs,
+        'slowest mesh per change ms': (r.maxPerChangeMs as number[]).join(' '),
+        'warm-up changes ms (not counted)': (r.warmupMaxPerChangeMs as number[]).join(' '),
+        'put ack p50 ms': r.putAckP50Ms,
+        'endpoint CPU %': r.endpointCpuPercent,
+        'watcher CPU µs per mesh per change': r.watcherCpuUsPerMeshChange,
+        'watchers idle CPU %': r.watchersIdleCpuPercent,
+        'load avg 1 min': r.loadavg1mAtStart,
+        'endpoint RSS MiB': r.endpointRssMiB,
+        'watchers RSS MiB': r.watcherRssMiB,
+      })),
+    )
+    if (at1000 !== undefined) printTable('propagation target', [{ metric: 'p99 at N = 1,000 (ms)', value: at1000.p99Ms, target: '<= 250', result: check((at1000.p99Ms as number) <= 250) }])
+    return { runs }
+  } finally {
+    clearInterval(beat)
+    await stop(control.child)
+  }
+}
+
+async function registry(): Promise<Record<string, unknown>> {
+  const control = await startControlProcess(TOKENS)
+  const client = new ControlClient({ url: control.url, token: TOKENS.join })
+  // The load itself goes through an undici Pool: global fetch costs the bench process enough CPU
+  // at 2,000 req/s on 2 cores to measure the generator instead of the endpoint.
+  const pool = new Pool(control.url, { connections: 64 })
+  const headers = { authorization: `Bearer ${TOKENS.join}`, 'content-type': 'application/json' }
+  const n = REGISTRY_INSTANCES
+  try {
+    const rssEmpty = rssKiBOf(control.child).rss
+    // 100 services of n/100 instances, as meshes register them (mesh.register: lease TTL, http).
+    const ids: string[] = []
+    let next = 0
+    const registration = (i: number): InstanceRegistration => ({
+      service: `svc-${i % 100}`,
+      namespace: 'default',
+      revision: i % 10 === 0 ? 'v2' : 'v1',
+      zone: `zone-${i % 3}`,
+      address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+      port: 8080,
+      protocols: ['http'],
+      ttl: REGISTRY_TTL_MS,
+    })
+    console.log(`registry: endpoint ${control.url} (pid ${control.child.pid}); registering ${n} instances (TTL ${REGISTRY_TTL_MS} ms), ${REGISTRY_CONCURRENCY} at a time`)
+    const cpuReg = cpuMeter(control.child)
+    const reg = await closedLoop(
+      async () => {
+        const { statusCode, body } = await pool.request({ path: '/v1/instances', method: 'POST', headers, body: JSON.stringify(registration(next++)) })
+        const r = (await body.json()) as RegisterResponse
+        if (statusCode === 201) ids.push(r.id)
+        return statusCode
+      },
+      { concurrency: REGISTRY_CONCURRENCY, requests: n },
+    )
+    const regCpu = cpuReg()
+    if (reg.errors > 0) throw new Error(`registering: ${reg.errors} of ${n} failed: ${JSON.stringify(reg.errorKinds)}`)
+    const rssRegistered = rssKiBOf(control.child).rss
+    console.log(`  registered ${ids.length} in ${reg.seconds.toFixed(1)} s (${Math.round(ids.length / reg.seconds)}/s, p99 ${reg.hist.percentile(99).toFixed(1)} ms); endpoint RSS ${kib(rssEmpty)} empty → ${kib(rssRegistered)}`)
+
+    // Lists: the raw HTTP exchange, as a CLI or dashboard sees it (no JSON parse on our side).
+    let bytes = 0
+    let listed = 0
+    const list = async (): Promise<number> => {
+      const res = await fetch(`${control.url}/v1/instances`, { headers: { authorization: `Bearer ${TOKENS.join}` } })
+      const body = await res.text()
+      bytes = Buffer.byteLength(body)
+      listed = (body.match(/"kind":"Instance"/g) ?? []).length
+      return res.status
+    }
+    await closedLoop(list, { concurrency: 1, requests: 2 })
+    const lists = await closedLoop(list, { concurrency: 1, requests: REGISTRY_LISTS })
+    console.log(`  GET /v1/instances ×${REGISTRY_LISTS}: p50 ${lists.hist.percentile(50).toFixed(1)} ms, p99 ${lists.hist.percentile(99).toFixed(1)} ms, ${listed} instances, ${kib(Math.round(bytes / 1024))}`)
+
+    // Heartbeats at the cadence of a mesh (a third of the TTL), round robin over every lease, with
+    // a report of the shape a mesh sends (its state and one destination's endpoints).
+    const rate = Math.round(n / (REGISTRY_TTL_MS / 3 / 1000))
+    const report = {
+      state: 'serving',
+      inflight: 2,
+      utilization: 0.02,
+      configVersion: 3,
+      destinations: { payments: { breaker: 'closed', endpoints: [1, 2, 3].map((k) => ({ url: `http://10.0.0.${k}:8080`, latencyMs: 1.2, inflight: 0, requests: 1000 * k, failures: 0, ejected: false })) } },
+    }
+    const reportBody = JSON.stringify({ report })
+    let beat = 0
+    console.log(`  heartbeats: ${rate}/s (${n} leases of ${REGISTRY_TTL_MS} ms, each renewed every ${REGISTRY_TTL_MS / 3} ms) for ${REGISTRY_HEARTBEAT_SECONDS} s`)
+    const cpuBeat = cpuMeter(control.child)
+    const beats = await openLoop(
+      async () => {
+        const { statusCode, body } = await pool.request({ path: `/v1/instances/${ids[beat++ % ids.length]}/heartbeat`, method: 'POST', headers, body: reportBody })
+        await body.dump()
+        return statusCode
+      },
+      { rate, seconds: REGISTRY_HEARTBEAT_SECONDS, maxInflight: rate },
+    )
+    const beatCpu = cpuBeat()
+    const rssAfter = rssKiBOf(control.child)
+    const alive = (await client.instances()).items.length
+    const heartbeats = {
+      targetPerSecond: rate,
+      achievedPerSecond: Math.round((beats.requests - beats.errors) / beats.seconds),
+      p50Ms: round3(beats.hist.percentile(50)),
+      p99Ms: round3(beats.hist.percentile(99)),
+      maxMs: round3(beats.hist.percentile(100)),
+      errors: beats.errors,
+      ...(beats.errors > 0 ? { errorKinds: beats.errorKinds } : {}),
+      endpointCpuPercent: beatCpu,
+      benchCpuPercent: round1((beats.cpuMs / (beats.seconds * 1000)) * 100),
+      instancesAfter: alive,
+    }
+    const out = {
+      instances: n,
+      register: { perSecond: Math.round(n / reg.seconds), p50Ms: round3(reg.hist.percentile(50)), p99Ms: round3(reg.hist.percentile(99)), concurrency: REGISTRY_CONCURRENCY, endpointCpuPercent: regCpu, benchCpuPercent: round1((reg.cpuMs / (reg.seconds * 1000)) * 100) },
+      endpointRssMiB: { empty: round1(rssEmpty / 1024), registered: round1(rssRegistered / 1024), afterHeartbeats: round1(rssAfter.rss / 1024), peak: round1(rssAfter.peak / 1024) },
+      list: { requests: REGISTRY_LISTS, p50Ms: round1(lists.hist.percentile(50)), p99Ms: round1(lists.hist.percentile(99)), instances: listed, bytes },
+      heartbeats,
+    }
+    printTable(`registry: ${n} instances on one endpoint (its own process)`, [
+      { metric: `register (c=${REGISTRY_CONCURRENCY})`, value: `${out.register.perSecond}/s, p50 ${out.register.p50Ms} ms, p99 ${out.register.p99Ms} ms`, 'endpoint CPU %': regCpu, 'bench CPU %': out.register.benchCpuPercent },
+      { metric: 'endpoint RSS', value: `${out.endpointRssMiB.empty} MiB empty, ${out.endpointRssMiB.registered} MiB registered, ${out.endpointRssMiB.afterHeartbeats} MiB after heartbeats (peak ${out.endpointRssMiB.peak} MiB)`, 'endpoint CPU %': '' },
+      { metric: `GET /v1/instances ×${REGISTRY_LISTS}`, value: `p50 ${out.list.p50Ms} ms, p99 ${out.list.p99Ms} ms, ${listed} instances, ${round1(bytes / 2 ** 20)} MiB`, 'endpoint CPU %': '' },
+      {
+        metric: `heartbeats for ${REGISTRY_HEARTBEAT_SECONDS} s`,
+        value: `${heartbeats.achievedPerSecond}/s of ${rate}/s, p50 ${heartbeats.p50Ms} ms, p99 ${heartbeats.p99Ms} ms, max ${heartbeats.maxMs} ms, ${heartbeats.errors} errors${beats.errors > 0 ? ` ${JSON.stringify(beats.errorKinds)}` : ''}, ${alive} instances after`,
+        'endpoint CPU %': beatCpu,
+        'bench CPU %': heartbeats.benchCpuPercent,
+      },
+    ])
+    return out
+  } finally {
+    await pool.close()
+    await stop(control.child)
+  }
+}
+
 function machine(): Record<string, unknown> {
   const cpus = os.cpus()
   const version = (cmd: string, args: string[]): string => {
@@ -450,7 +738,7 @@ function machine(): Record<string, unknown> {
   }
 }
 
-const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack }
+const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, propagation, registry }
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios)
 for (const s of selected) if (!(s in scenarios)) throw new Error(`unknown scenario "${s}"; choose from: ${Object.keys(scenarios).join(', ')}`)
 
