@@ -151,6 +151,30 @@ describe('mesh with a control endpoint', () => {
     )
   })
 
+  it('resyncs from the full state when its resourceVersion is older than the history the endpoint kept', async () => {
+    const dataDir = await tempDir()
+    let control = await startTestControl({ dataDir })
+    const port = control.port
+    await payments(control.url, 'a')
+    const web = await mesh({ service: 'web', control: control.url, token: JOIN })
+    expect(web.destination('payments')).toBeDefined()
+    const rvBefore = web.inspect().control!.resourceVersion!
+    await control.close()
+    await vi.waitFor(() => expect(web.inspect().control?.connected).toBe(false), { timeout: 5000 })
+
+    // Meanwhile (another replica, say) five changes land; the restarted endpoint keeps only two.
+    const other = await startTestControl({ dataDir, port: 0 })
+    const admin = new ControlClient({ url: other.url, token: ADMIN })
+    for (const t of ['1s', '2s', '3s', '4s', '5s']) await admin.put(policy('payments', { timeout: t }) as never)
+    await other.close()
+    control = await startTestControl({ dataDir, port, historySize: 2 })
+    closers.push(() => control.close())
+
+    await vi.waitFor(() => expect(web.inspect().destinations.payments!.policy.timeout).toBe(5000), { timeout: 10_000 })
+    expect(web.inspect().control).toMatchObject({ connected: true, source: 'control', resyncs: 1 })
+    expect(web.inspect().control!.resourceVersion!).toBeGreaterThan(rvBefore + 4)
+  })
+
   it('rejects unknown mesh options for the control client with field paths', async () => {
     await expect(createMesh({ service: 'web', control: 'ftp://x', token: '' } as never)).rejects.toThrow(/control[\s\S]*token/)
   })

@@ -36,7 +36,7 @@ export interface MeshSnapshot {
   /** The last policy update that was refused, with why; the previous policy stayed in force. */
   lastRejectedConfig: RejectedConfig | null
   /** The control endpoint as this mesh follows it: null in static mode. */
-  control: { url: string; lease: string | null; source: SyncSource; connected: boolean; resourceVersion: number | undefined; lastError: string | undefined } | null
+  control: { url: string; lease: string | null; source: SyncSource; connected: boolean; resourceVersion: number | undefined; resyncs: number; lastError: string | undefined } | null
   state: 'serving' | 'not-ready' | 'draining' | 'closed'
   inbound: { inflight: number; utilization: number }
   destinations: Record<string, DestinationSnapshot>

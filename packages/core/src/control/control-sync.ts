@@ -53,6 +53,7 @@ export class ControlSync {
   #lastError: string | undefined
   #snapshotTimer: NodeJS.Timeout | undefined
   #source: SyncSource = 'none'
+  #resyncs = 0
   /** What each service was last told, to report only real changes. */
   readonly #published = new Map<string, string>()
   readonly #publishedPolicy = new Map<string, string>()
@@ -83,8 +84,8 @@ export class ControlSync {
     return { specs: mine.map((p) => p.spec as Record<string, unknown>), source: mine.map((p) => `ServicePolicy ${p.metadata.namespace}/${p.metadata.name} (resourceVersion ${p.metadata.resourceVersion})`).join(' + ') }
   }
 
-  status(): { source: SyncSource; connected: boolean; resourceVersion: number | undefined; lastError: string | undefined } {
-    return { source: this.#source, connected: this.#connected, resourceVersion: this.#rv, lastError: this.#lastError }
+  status(): { source: SyncSource; connected: boolean; resourceVersion: number | undefined; resyncs: number; lastError: string | undefined } {
+    return { source: this.#source, connected: this.#connected, resourceVersion: this.#rv, resyncs: this.#resyncs, lastError: this.#lastError }
   }
 
   /**
@@ -138,6 +139,7 @@ export class ControlSync {
         if (this.#closed) return
         if (err instanceof ControlRequestError && err.code === 'MESHLET_ERR_RESYNC') {
           this.#rv = undefined // relist: the next watch starts from the full state
+          this.#resyncs++
           backoff = BACKOFF_MIN
           continue
         }
