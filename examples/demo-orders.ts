@@ -1,7 +1,9 @@
 /**
  * orders: Express with the `meshlet(mesh)` middleware. `PUT /orders/:id` charges the order through
  * `http://payments/charge` with undici's `request` and the mesh agent, which balances over the
- * payments instances, retries, ejects outliers and measures.
+ * payments instances, retries, ejects outliers and measures. The instances of payments and the
+ * policy for calling them (balancer, retries, timeouts, ejection) come from the control endpoint:
+ * the `ServicePolicy` named payments, which the demo changes with `meshlet apply` while it runs.
  */
 import type { AddressInfo } from 'node:net'
 import express from 'express'
@@ -12,25 +14,9 @@ import { meshlet } from '@meshlet/http/express'
 import { runChild } from './demo-child.js'
 import { EdgeRecorder } from './demo-shared.js'
 
-runChild(async ({ upstream = [] }) => {
-  const mesh = await createMesh({
-    service: 'orders',
-    services: {
-      payments: {
-        endpoints: upstream,
-        // Generous for a ~5 ms call, so that a busy machine slows the demo down without failing it.
-        timeout: '3s',
-        // A charge is a POST, but one with an idempotency key (below) may be repeated, so 503s and
-        // resets are retried: at most 2 retries, each on an endpoint the call has not tried yet.
-        retries: { attempts: 2, perTryTimeout: '1s', backoff: { base: '5ms', max: '50ms' } },
-        // Scaled down for a 4 s run (defaults: 10 s decay, 5 failures, 30 s ejections). The
-        // balancer charges each failure 1 s of latency and so steers traffic off a failing
-        // instance at once; it rarely fails 5 times in a row, and ejection is the backstop.
-        balancer: { type: 'p2c-peak-ewma', decay: '1s' },
-        outlier: { consecutiveFailures: 3, interval: '1s', baseEjectionTime: '1s' },
-      },
-    },
-  })
+runChild(async ({ control, token }) => {
+  // No endpoints and no policy here: both follow the control endpoint live. drain.delay: see demo-payments.ts.
+  const mesh = await createMesh({ service: 'orders', control, token, drain: { delay: '250ms' } })
   const agent = meshAgent(mesh)
   const edge = new EdgeRecorder()
 
@@ -63,5 +49,8 @@ runChild(async ({ upstream = [] }) => {
   // The middleware attaches the server to the mesh on its first request; attaching it now as well
   // lets mesh.close() close a server that never got one.
   mesh.attachServer(server)
-  return { mesh, port: (server.address() as AddressInfo).port, edge, close: () => agent.close() }
+  // Express does not tell the mesh its port, so the instance registers itself.
+  const port = (server.address() as AddressInfo).port
+  await mesh.register({ port })
+  return { mesh, port, edge, close: () => agent.close() }
 })

@@ -1,7 +1,8 @@
 /**
- * payments: a bare node:http server through `createMeshServer`. `POST /charge` takes a few ms; an
- * instance configured slow adds `slowMs`, and a flaky one fails `failRate` of its requests, half
- * with a 503 and half by resetting the connection.
+ * payments: a bare node:http server through `createMeshServer`, which registers the instance with
+ * the control endpoint once it listens. `POST /charge` takes a few ms; an instance configured slow
+ * adds `slowMs`, and a flaky one fails `failRate` of its requests, half with a 503 and half by
+ * resetting the connection.
  */
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -9,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createMesh } from '@meshlet/core'
 import { createMeshServer } from '@meshlet/http'
 import { runChild } from './demo-child.js'
-import type { ServedStats } from './demo-shared.js'
+import { ServedRecorder } from './demo-shared.js'
 
 async function readBody(req: IncomingMessage): Promise<string> {
   let body = ''
@@ -17,9 +18,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return body
 }
 
-runChild(async ({ instance, slowMs = 0, failRate = 0 }) => {
-  const mesh = await createMesh({ service: 'payments' })
-  const served: ServedStats = { requests: 0, ok: 0, injected503: 0, injectedResets: 0 }
+runChild(async ({ instance, control, token, slowMs = 0, failRate = 0 }) => {
+  // Peers hear of the deregistration on close() through their watch within milliseconds on
+  // loopback, so the drain delay (default 1 s with a control endpoint) can be short here.
+  const mesh = await createMesh({ service: 'payments', control, token, drain: { delay: '250ms' } })
+  const served = new ServedRecorder()
 
   const server = createMeshServer(mesh, (req, res) => {
     void (async () => {
@@ -27,18 +30,18 @@ runChild(async ({ instance, slowMs = 0, failRate = 0 }) => {
         res.writeHead(404).end()
         return
       }
-      served.requests++
+      const done = served.arrived()
       const charge = JSON.parse(await readBody(req)) as { order: string; amount: number }
       await sleep(1 + Math.random() * 3 + slowMs)
       const roll = Math.random()
       if (roll < failRate / 2) {
-        served.injected503++
+        done('503')
         res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"payment processor unavailable"}')
       } else if (roll < failRate) {
-        served.injectedResets++
+        done('reset')
         req.socket.destroy()
       } else {
-        served.ok++
+        done('ok')
         const body = JSON.stringify({ instance, order: charge.order, amount: charge.amount, status: 'captured' })
         res.writeHead(200, { 'content-type': 'application/json' }).end(body)
       }
@@ -47,5 +50,5 @@ runChild(async ({ instance, slowMs = 0, failRate = 0 }) => {
     })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { mesh, port: (server.address() as AddressInfo).port, served: () => ({ ...served }) }
+  return { mesh, port: (server.address() as AddressInfo).port, served }
 })

@@ -1,6 +1,8 @@
 /**
  * What the demo's driver (demo.ts) and its services (demo-web.ts, demo-orders.ts, demo-payments.ts)
- * share: the IPC messages between them, and the per-edge latency recorder.
+ * share: the IPC messages between them, and the recorders of calls and served requests, which keep
+ * the wall-clock time of each so that the driver can split the run into windows (before and after
+ * the policy change) afterwards.
  */
 import type { MeshSnapshot } from '@meshlet/core'
 
@@ -8,11 +10,21 @@ import type { MeshSnapshot } from '@meshlet/core'
 export interface ServiceConfig {
   /** Instance name, e.g. `payments-b`. */
   instance: string
-  /** Endpoint URLs of the service this one calls (web: orders, orders: payments). */
-  upstream?: string[]
+  /** The control endpoint's URL and its join token: where the service registers and finds the ones it calls. */
+  control: string
+  token: string
+  /** The service this one calls, and how many of its instances the control endpoint must have shown it before it reports itself started. */
+  upstream?: { service: string; instances: number }
   /** payments only: extra latency and the share of requests that fail (half 503, half reset). */
   slowMs?: number
   failRate?: number
+}
+
+/** A span of the run in Date.now() milliseconds, [from, to): processes share the wall clock. */
+export interface Window {
+  name: string
+  from: number
+  to: number
 }
 
 /** Latency and outcome summary of one edge, seen by its caller. */
@@ -40,16 +52,18 @@ export interface OtelSummary {
   breaker: Record<string, number>
 }
 
-/** What the mesh told us on diagnostics_channel. */
+/** What the mesh told us on diagnostics_channel; every `at` is Date.now(). */
 export interface MeshEvents {
-  /** meshlet:retry: retries per endpoint whose failure caused them. */
-  retriesAfter: Record<string, number>
-  /** meshlet:endpoint:ejected; `at` is Date.now() (processes share the wall clock, not performance.now()). */
+  /** meshlet:retry: each retry, with the endpoint whose failure caused it. */
+  retries: { after: string; at: number }[]
+  /** meshlet:endpoint:ejected */
   ejected: { endpoint: string; durationMs: number; consecutiveFailures: number; at: number }[]
   /** meshlet:endpoint:restored */
   restored: { endpoint: string; at: number }[]
   /** meshlet:breaker:state */
   breaker: { state: string; at: number }[]
+  /** meshlet:config:applied and meshlet:config:rejected: policy updates, from the control endpoint here. */
+  config: { event: 'applied' | 'rejected'; service: string; source: string; detail?: string; at: number }[]
 }
 
 /** What a payments instance did itself (the ground truth for injected faults). */
@@ -60,6 +74,16 @@ export interface ServedStats {
   injectedResets: number
 }
 
+/** One window of a service's run. */
+export interface WindowReport {
+  /** Its outbound edge's calls that started in the window. */
+  edge?: EdgeStats
+  /** payments: requests that arrived in the window. */
+  served?: ServedStats
+  /** meshlet:retry events in the window. */
+  retries: number
+}
+
 export interface ServiceReport {
   instance: string
   /** The outbound edge this service calls, timed around each call. */
@@ -68,16 +92,26 @@ export interface ServiceReport {
   events: MeshEvents
   inspect: MeshSnapshot
   served?: ServedStats
+  /** The same, per window the driver asked for. */
+  windows: WindowReport[]
 }
 
 export interface CloseReport {
+  /** Date.now() when close() began (the not-ready phase). */
+  startedAt: number
   /** meshlet:drain phases with ms since close() began. */
   phases: string[]
   ms: number
 }
 
-export type ToChild = { type: 'start'; config: ServiceConfig } | { type: 'report' } | { type: 'close' }
-export type FromChild = { type: 'loaded' } | { type: 'listening'; port: number } | { type: 'report'; report: ServiceReport } | { type: 'closed'; close: CloseReport } | { type: 'failed'; error: string }
+export type ToChild = { type: 'start'; config: ServiceConfig } | { type: 'inspect' } | { type: 'report'; windows: Window[] } | { type: 'close' }
+export type FromChild =
+  | { type: 'loaded' }
+  | { type: 'listening'; port: number; lease: string }
+  | { type: 'inspect'; inspect: MeshSnapshot }
+  | { type: 'report'; report: ServiceReport }
+  | { type: 'closed'; close: CloseReport }
+  | { type: 'failed'; error: string }
 
 /** The q-quantile (0..1) of ascending samples, nearest-rank. */
 export function quantile(sorted: readonly number[], q: number): number {
@@ -86,42 +120,65 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[i]!
 }
 
-/** Records each call of one edge: its duration and outcome. */
-export class EdgeRecorder {
-  readonly #samples: number[] = []
-  readonly #outcomes = new Map<string, number>()
-  #errors = 0
+const inWindow = (at: number, w: Window | undefined) => w === undefined || (at >= w.from && at < w.to)
 
-  record(ms: number, outcome: string, ok: boolean): void {
-    this.#samples.push(ms)
-    this.#outcomes.set(outcome, (this.#outcomes.get(outcome) ?? 0) + 1)
-    if (!ok) this.#errors++
-  }
+/** Records each call of one edge: when it started, its duration and outcome. */
+export class EdgeRecorder {
+  readonly #calls: { at: number; ms: number; outcome: string; ok: boolean }[] = []
 
   /** Times `call`; its result's outcome comes from `outcomeOf`, a thrown error's from its code. */
   async time<T>(call: () => Promise<T>, outcomeOf: (value: T) => { outcome: string; ok: boolean }): Promise<T> {
+    const at = Date.now()
     const t0 = performance.now()
     try {
       const value = await call()
       const { outcome, ok } = outcomeOf(value)
-      this.record(performance.now() - t0, outcome, ok)
+      this.#calls.push({ at, ms: performance.now() - t0, outcome, ok })
       return value
     } catch (err) {
-      this.record(performance.now() - t0, errorCode(err), false)
+      this.#calls.push({ at, ms: performance.now() - t0, outcome: errorCode(err), ok: false })
       throw err
     }
   }
 
-  stats(): EdgeStats {
-    const sorted = [...this.#samples].sort((a, b) => a - b)
+  /** Every call, or the calls that started in `window`. */
+  stats(window?: Window): EdgeStats {
+    const calls = this.#calls.filter((c) => inWindow(c.at, window))
+    const sorted = calls.map((c) => c.ms).sort((a, b) => a - b)
+    const outcomes: Record<string, number> = {}
+    for (const c of calls) outcomes[c.outcome] = (outcomes[c.outcome] ?? 0) + 1
     return {
-      calls: sorted.length,
-      errors: this.#errors,
+      calls: calls.length,
+      errors: calls.filter((c) => !c.ok).length,
       p50: quantile(sorted, 0.5),
       p99: quantile(sorted, 0.99),
       max: sorted.at(-1) ?? 0,
-      outcomes: Object.fromEntries(this.#outcomes),
+      outcomes,
     }
+  }
+}
+
+/** Counts what a payments instance served, with the arrival time of each request. */
+export class ServedRecorder {
+  readonly #requests: { at: number; result: 'ok' | '503' | 'reset' | 'pending' }[] = []
+
+  /** Records a request as it arrives; call the returned function with its result. */
+  arrived(): (result: 'ok' | '503' | 'reset') => void {
+    const r: { at: number; result: 'ok' | '503' | 'reset' | 'pending' } = { at: Date.now(), result: 'pending' }
+    this.#requests.push(r)
+    return (result) => void (r.result = result)
+  }
+
+  stats(window?: Window): ServedStats {
+    const out: ServedStats = { requests: 0, ok: 0, injected503: 0, injectedResets: 0 }
+    for (const r of this.#requests) {
+      if (!inWindow(r.at, window)) continue
+      out.requests++
+      if (r.result === 'ok') out.ok++
+      else if (r.result === '503') out.injected503++
+      else if (r.result === 'reset') out.injectedResets++
+    }
+    return out
   }
 }
 

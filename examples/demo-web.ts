@@ -1,7 +1,8 @@
 /**
- * web: Fastify with the meshlet plugin. `POST /checkout/:cart` places the order with undici's
- * `fetch` to `http://orders/orders/:cart` through the mesh agent; the deadline set here travels on
- * to orders and from there to payments.
+ * web: Fastify with the meshlet plugin, which registers the instance with the control endpoint once
+ * it listens. `POST /checkout/:cart` places the order with undici's `fetch` to
+ * `http://orders/orders/:cart` through the mesh agent, over the orders instances the control
+ * endpoint lists; the deadline set here travels on to orders and from there to payments.
  */
 import Fastify from 'fastify'
 import { fetch } from 'undici'
@@ -11,8 +12,10 @@ import { meshlet } from '@meshlet/http/fastify'
 import { runChild } from './demo-child.js'
 import { EdgeRecorder } from './demo-shared.js'
 
-runChild(async ({ upstream = [] }) => {
-  const mesh = await createMesh({ service: 'web', services: { orders: { endpoints: upstream, timeout: '5s' } } })
+runChild(async ({ control, token }) => {
+  // `defaults` applies to every destination, under any ServicePolicy for it: here, the orders timeout.
+  // drain.delay: see demo-payments.ts.
+  const mesh = await createMesh({ service: 'web', control, token, defaults: { timeout: '5s' }, drain: { delay: '250ms' } })
   const agent = meshAgent(mesh)
   const edge = new EdgeRecorder()
 
