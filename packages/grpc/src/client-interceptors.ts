@@ -65,8 +65,14 @@ class MeshCall implements InterceptingCallInterface {
     if (this.#real !== undefined) op(this.#real)
     else if (!this.#failed) this.#queue.push(op)
   }
+  /**
+   * Forwarded a macrotask later: grpc-js (1.14) ends a call cancelled while its metadata is still
+   * being filtered, but then starts the attempt anyway and never cancels it, so the server keeps a
+   * call nobody waits for until its deadline. By the next macrotask the attempt exists and is
+   * cancelled with the call.
+   */
   cancelWithStatus(status: Status, details: string): void {
-    this.#do((c) => c.cancelWithStatus(status, details))
+    this.#do((c) => setImmediate(() => c.cancelWithStatus(status, details)))
   }
   getPeer(): string {
     return this.#real?.getPeer() ?? ''

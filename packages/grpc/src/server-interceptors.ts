@@ -80,6 +80,7 @@ export function meshServerInterceptors(mesh: Mesh): ServerInterceptor[] {
       start(next) {
         next({
           onReceiveMetadata(metadata, nextMetadata) {
+            if (done) return // cancelled before its metadata was processed: the app never sees it
             const admission = gate.admit(textValues(metadata.get(DEADLINE_HEADER)))
             if (!admission.ok) {
               const code = STATUS_FOR_HTTP[admission.status] ?? Status.UNAVAILABLE
