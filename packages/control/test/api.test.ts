@@ -154,9 +154,9 @@ describe('hostile input', () => {
   })
 
   it('answers 404 to unknown kinds and paths, 405 to wrong methods', async () => {
-    const kind = await call(url, 'GET', '/v1/routes')
+    const kind = await call(url, 'GET', '/v1/gadgets')
     expect(kind.status).toBe(404)
-    expect(kind.json.error).toEqual({ code: 'MESHLET_ERR_UNKNOWN_KIND', message: expect.stringContaining('this endpoint serves servicepolicies') })
+    expect(kind.json.error).toEqual({ code: 'MESHLET_ERR_UNKNOWN_KIND', message: expect.stringContaining('this endpoint serves servicepolicies, routes') })
     expect((await call(url, 'PUT', '/v1/gadgets/default/x', { body: policy('x') })).json.error.code).toBe('MESHLET_ERR_UNKNOWN_KIND')
     expect((await call(url, 'GET', '/')).status).toBe(404)
     expect((await call(url, 'GET', '/v1/servicepolicies/a/b/c')).status).toBe(404)

@@ -175,6 +175,23 @@ describe('mesh with a control endpoint', () => {
     expect(web.inspect().control!.resourceVersion!).toBeGreaterThan(rvBefore + 4)
   })
 
+  it('shares one lease between overlapping register() calls, and a close() during registration returns the lease', async () => {
+    const control = await startTestControl()
+    closers.push(() => control.close())
+    const m = await mesh({ service: 'payments', control: control.url, token: JOIN })
+    const [a, b] = await Promise.all([m.register({ port: 1111 }), m.register({ port: 1111 })])
+    expect(a).toBe(b)
+    const admin = new ControlClient({ url: control.url, token: ADMIN })
+    expect((await admin.instances({ service: 'payments' })).items).toHaveLength(1)
+
+    const late = await createMesh({ service: 'orders', control: control.url, token: JOIN, shutdownSignals: false })
+    const registering = late.register({ port: 2222 })
+    await late.close()
+    await expect(registering).rejects.toMatchObject({ code: 'MESHLET_ERR_CLOSED' })
+    expect((await admin.instances({ service: 'orders' })).items).toHaveLength(0)
+    expect(late.inspect().control?.lease).toBeNull()
+  })
+
   it('rejects unknown mesh options for the control client with field paths', async () => {
     await expect(createMesh({ service: 'web', control: 'ftp://x', token: '' } as never)).rejects.toThrow(/control[\s\S]*token/)
   })

@@ -9,6 +9,8 @@ import { callScope } from './deadline/call-scope.js'
 import type { Resolver } from './discovery/resolver.js'
 import { balanceFilter, breakerFilter, deadlineFilter, newBreaker, retryFilter, telemetryFilter } from './resilience/client-filters.js'
 import { RetryBudget } from './resilience/retry-budget.js'
+import { routeFilter } from './routing/route-filter.js'
+import type { RouteTable } from './routing/route-table.js'
 import type { ClientProtocol } from './stack/client-protocol.js'
 import { compose, newCallContext, type CallContext, type Service, type StackEntry } from './stack/service.js'
 import { channels, publish } from './telemetry/diagnostics.js'
@@ -28,6 +30,7 @@ export class Destination {
   #policy: ServicePolicy
   readonly balancer: Balancer
   #budget: RetryBudget | undefined
+  #routes: RouteTable | undefined
   /** Resolves once the resolver delivered its first snapshot. */
   readonly ready: Promise<void>
   readonly #resolver: Resolver
@@ -90,6 +93,16 @@ export class Destination {
     return (this.#breaker ??= newBreaker(this.name, this.#policy.breaker, this.#metrics))
   }
 
+  get routes(): RouteTable | undefined {
+    return this.#routes
+  }
+
+  /** Replaces the route table (undefined: no routes); new calls use it at once. */
+  updateRoutes(routes: RouteTable | undefined): void {
+    this.#routes = routes !== undefined && routes.rules.length > 0 ? routes : undefined
+    this.#stacks = new WeakMap()
+  }
+
   /** The composed client stack for a transport, built on first use; callers must not cache it across policy updates. */
   stack<Req, Res>(protocol: ClientProtocol<Req, Res>): Service<Req, Res> {
     const key = protocol as unknown as ClientProtocol<never, never>
@@ -141,6 +154,10 @@ export class Destination {
       { role: 'telemetry', filter: telemetryFilter(protocol, this.#metrics) },
       { role: 'deadline', filter: deadlineFilter() },
     ]
+    const { requestInfo, abortResponse } = protocol
+    if (this.#routes !== undefined && requestInfo !== undefined && abortResponse !== undefined) {
+      entries.push({ role: 'route', filter: routeFilter(this.#routes, { requestInfo, abortResponse }, this.#metrics) })
+    }
     if (p.retries && this.#budget && p.retries.attempts > 0) entries.push({ role: 'retry', filter: retryFilter(protocol, p.retries, this.#budget, this.#metrics) })
     if (p.breaker) {
       // One breaker per destination, shared by every transport's stack until its settings change.

@@ -18,6 +18,10 @@ export const ErrorCodes = {
   DISCOVERY: 'MESHLET_ERR_DISCOVERY',
   UPSTREAM: 'MESHLET_ERR_UPSTREAM',
   UNKNOWN_SERVICE: 'MESHLET_ERR_UNKNOWN_SERVICE',
+  /** Refused by admission control (concurrency limit, queue, shedding) before processing: retry elsewhere. */
+  OVERLOADED: 'MESHLET_ERR_OVERLOADED',
+  /** Refused by the server's local rate limit (429 with Retry-After) before processing. */
+  RATE_LIMITED: 'MESHLET_ERR_RATE_LIMITED',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

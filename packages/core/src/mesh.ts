@@ -14,6 +14,9 @@ import { ControlClient, ControlRequestError } from './control/control-client.js'
 import { ControlSync, snapshotFileFor, type SyncSource } from './control/control-sync.js'
 import { ControlResolver } from './discovery/resolver-control.js'
 import type { InstanceRegistration } from './resources/instance.js'
+import { checkRouteRules, routeSpecSchema, type RouteSpec } from './routing/route-spec.js'
+import { RouteTable } from './routing/route-table.js'
+import { AdmissionController, type AdmissionSnapshot } from './admission/admission-controller.js'
 import { InboundGate } from './server/inbound-gate.js'
 import { channels, publish } from './telemetry/diagnostics.js'
 import { MeshMetrics } from './telemetry/metrics.js'
@@ -38,7 +41,8 @@ export interface MeshSnapshot {
   /** The control endpoint as this mesh follows it: null in static mode. */
   control: { url: string; lease: string | null; source: SyncSource; connected: boolean; resourceVersion: number | undefined; resyncs: number; lastError: string | undefined } | null
   state: 'serving' | 'not-ready' | 'draining' | 'closed'
-  inbound: { inflight: number; utilization: number }
+  /** `admission`: limit, permits out, queue, shedding state and refusals by reason (drain and deadline ones too). */
+  inbound: { inflight: number; utilization: number; admission: AdmissionSnapshot }
   destinations: Record<string, DestinationSnapshot>
 }
 
@@ -81,6 +85,7 @@ export class Mesh implements AsyncDisposable {
   readonly #sync: ControlSync | undefined
   readonly #controlResolvers = new Map<string, ControlResolver>()
   #lease: { id: string; timer: NodeJS.Timeout; registration: InstanceRegistration } | undefined
+  #registering: Promise<string> | undefined
 
   /** Use createMesh(); the constructor does not wait for discovery. */
   constructor(options: MeshOptions) {
@@ -91,7 +96,7 @@ export class Mesh implements AsyncDisposable {
     this.revision = o.revision
     this.zone = o.zone
     this.metrics = new MeshMetrics()
-    this.inbound = new InboundGate(o.service, this.metrics)
+    this.inbound = new InboundGate(o.service, this.metrics, o.admission === undefined ? undefined : new AdmissionController(o.service, o.admission, this.metrics))
     this.#drainTimeout = o.drain?.timeout ?? DEFAULT_DRAIN_TIMEOUT
     this.#signals = o.shutdownSignals === false ? [] : (o.shutdownSignals ?? ['SIGTERM'])
     this.#onSignal = (signal) => {
@@ -103,7 +108,9 @@ export class Mesh implements AsyncDisposable {
     }
     for (const [name, svc] of Object.entries(o.services ?? {})) {
       const policy = resolvePolicy(o.defaults, svc)
-      this.#destinations.set(name, new Destination(name, policy, resolverFor(name, svc.endpoints, o.dnsRefresh ?? DEFAULT_DNS_REFRESH), this.zone, this.metrics))
+      const dest = new Destination(name, policy, resolverFor(name, svc.endpoints, o.dnsRefresh ?? DEFAULT_DNS_REFRESH), this.zone, this.metrics)
+      if (svc.routes !== undefined) dest.updateRoutes(new RouteTable([{ service: name, rules: svc.routes }], `services.${name}.routes`))
+      this.#destinations.set(name, dest)
     }
     if (o.control !== undefined) {
       const client = (this.#control = new ControlClient({ url: o.control, token: o.token }))
@@ -114,6 +121,14 @@ export class Mesh implements AsyncDisposable {
           endpoints: (service, endpoints) => {
             if (this.#destinations.has(service) && !this.#controlResolvers.has(service)) return // statically configured: options win
             this.#controlResolvers.get(service)?.update(endpoints)
+          },
+          routes: (service, specs, source) => {
+            if (!this.#destinations.has(service)) return // applied when the destination is first used
+            try {
+              this.applyRoutes(service, specs, source)
+            } catch {
+              // Refused: the previous routes stay; inspect(), the metric and the channel say why.
+            }
           },
           policy: (service, specs, source) => {
             if (!this.#destinations.has(service)) return // applied when the destination is first used
@@ -153,6 +168,14 @@ export class Mesh implements AsyncDisposable {
     this.#controlResolvers.set(name, resolver)
     const dest = new Destination(name, resolvePolicy(this.#options.defaults), resolver, this.zone, this.metrics)
     this.#destinations.set(name, dest)
+    const r = sync.routesOf(name)
+    if (r !== undefined) {
+      try {
+        this.applyRoutes(name, r.specs, r.source)
+      } catch {
+        // Refused: no routes; inspect() says why.
+      }
+    }
     const p = sync.policyOf(name)
     if (p !== undefined) {
       try {
@@ -186,10 +209,16 @@ export class Mesh implements AsyncDisposable {
    * Registers this process as an instance of its service with the control endpoint, once it listens,
    * and keeps the lease alive. `address` defaults to the address the endpoint sees the call from.
    */
-  async register(options: { port: number; address?: string; protocols?: ('http' | 'https' | 'h2c' | 'grpc')[]; metadata?: Record<string, string> }): Promise<string> {
-    if (this.#control === undefined) throw new MeshletError(ErrorCodes.CONFIG_INVALID, `Mesh "${this.service}" has no control endpoint to register with; pass \`control\` to createMesh.`)
-    if (this.#closing) throw new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.service}" is closing; it does not register any more.`)
-    if (this.#lease !== undefined) return this.#lease.id
+  register(options: { port: number; address?: string; protocols?: ('http' | 'https' | 'h2c' | 'grpc')[]; metadata?: Record<string, string> }): Promise<string> {
+    if (this.#control === undefined) return Promise.reject(new MeshletError(ErrorCodes.CONFIG_INVALID, `Mesh "${this.service}" has no control endpoint to register with; pass \`control\` to createMesh.`))
+    if (this.#closing) return Promise.reject(new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.service}" is closing; it does not register any more.`))
+    if (this.#lease !== undefined) return Promise.resolve(this.#lease.id)
+    // One registration at a time: an adapter's and the app's overlapping calls share one lease.
+    this.#registering ??= this.#registerOnce(options).finally(() => (this.#registering = undefined))
+    return this.#registering
+  }
+
+  async #registerOnce(options: { port: number; address?: string; protocols?: ('http' | 'https' | 'h2c' | 'grpc')[]; metadata?: Record<string, string> }): Promise<string> {
     const registration: InstanceRegistration = {
       service: this.service,
       namespace: this.namespace,
@@ -201,7 +230,12 @@ export class Mesh implements AsyncDisposable {
       ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
       ttl: this.#options.leaseTtl ?? DEFAULT_LEASE_TTL,
     }
-    const r = await this.#control.register(registration)
+    const r = await this.#control!.register(registration)
+    if (this.#closing) {
+      // close() began while this was in flight: give the lease back at once.
+      await this.#control!.deregister(r.id).catch(() => undefined)
+      throw new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.service}" closed while registering; the lease was returned.`)
+    }
     const interval = this.#options.heartbeatInterval ?? Math.max(50, Math.floor(r.ttl / 3))
     const timer = setInterval(() => void this.#heartbeat(), interval)
     timer.unref()
@@ -277,16 +311,38 @@ export class Mesh implements AsyncDisposable {
     if (dest === undefined) throw new MeshletError(ErrorCodes.UNKNOWN_SERVICE, `Mesh "${this.service}" has no destination "${service}" to apply a policy to; known: ${[...this.#destinations.keys()].join(', ') || '(none)'}.`)
     const issues: ConfigIssue[] = []
     const layers = (Array.isArray(update) ? update : [update]).map((u, i, all) => policyUpdateSchema.check(u ?? {}, all.length > 1 ? `[${i}]` : '', issues))
-    if (issues.length > 0) {
-      const error = new ConfigError(issues, `policy update for "${service}" from ${source}`)
-      this.#lastRejected = { service, source, at: new Date().toISOString(), issues, message: error.message }
-      this.metrics.configRejected.add(1, this.metrics.attributes(`cr:${service}`, () => ({ 'meshlet.destination': service })))
-      publish(channels.configRejected, () => ({ ...this.#lastRejected }))
-      throw error
-    }
+    if (issues.length > 0) throw this.#reject(service, source, issues, 'policy update')
     dest.updatePolicy(resolvePolicy(this.#options.defaults, this.#options.services?.[service], ...layers))
     this.#configVersion++
     publish(channels.configApplied, () => ({ mesh: this.service, service, source, version: this.#configVersion }))
+  }
+
+  /**
+   * Replaces the routes of one destination with the rules of the given Route specs (several
+   * Routes for one service: their rules in order). Refused like an invalid policy update.
+   */
+  applyRoutes(service: string, specs: readonly unknown[], source = 'applyRoutes()'): void {
+    const dest = this.#destinations.get(service)
+    if (dest === undefined) throw new MeshletError(ErrorCodes.UNKNOWN_SERVICE, `Mesh "${this.service}" has no destination "${service}" to route; known: ${[...this.#destinations.keys()].join(', ') || '(none)'}.`)
+    const issues: ConfigIssue[] = []
+    const checked = specs.map((spec, i) => {
+      const at = specs.length > 1 ? `[${i}]` : ''
+      const v = routeSpecSchema.check(spec, at, issues)
+      if (v !== undefined) checkRouteRules(v.rules, `${at ? `${at}.` : ''}rules`, issues)
+      return v
+    })
+    if (issues.length > 0) throw this.#reject(service, source, issues, 'routes')
+    dest.updateRoutes(checked.length === 0 ? undefined : new RouteTable(checked as RouteSpec[], source))
+    this.#configVersion++
+    publish(channels.configApplied, () => ({ mesh: this.service, service, source, version: this.#configVersion }))
+  }
+
+  #reject(service: string, source: string, issues: ConfigIssue[], what: string): ConfigError {
+    const error = new ConfigError(issues, `${what} for "${service}" from ${source}`)
+    this.#lastRejected = { service, source, at: new Date().toISOString(), issues, message: error.message }
+    this.metrics.configRejected.add(1, this.metrics.attributes(`cr:${service}`, () => ({ 'meshlet.destination': service })))
+    publish(channels.configRejected, () => ({ ...this.#lastRejected }))
+    return error
   }
 
   inspect(): MeshSnapshot {
@@ -301,7 +357,7 @@ export class Mesh implements AsyncDisposable {
       lastRejectedConfig: this.#lastRejected,
       control: this.#sync === undefined ? null : { url: this.#control!.url, lease: this.#lease?.id ?? null, ...this.#sync.status() },
       state: this.#closed ? 'closed' : !this.inbound.accepting ? 'draining' : !this.inbound.ready ? 'not-ready' : 'serving',
-      inbound: { inflight: this.inbound.inflight, utilization: this.inbound.utilization },
+      inbound: { inflight: this.inbound.inflight, utilization: this.inbound.utilization, admission: this.inbound.admissionSnapshot() },
       destinations,
     }
   }
@@ -321,6 +377,7 @@ export class Mesh implements AsyncDisposable {
     publish(channels.drain, () => ({ service: this.service, phase: 'not-ready' }))
     this.inbound.markNotReady()
     // Deregister first, then give peers the drain delay to stop choosing us.
+    if (this.#registering !== undefined) await this.#registering.catch(() => undefined)
     const registered = this.#lease !== undefined
     if (registered) await this.#deregister()
     const delay = this.#options.drain?.delay ?? (registered ? DEFAULT_CONTROL_DRAIN_DELAY : 0)

@@ -27,9 +27,7 @@ export function meshlet(mesh: Mesh): RequestHandler {
         if (!isMeshletError(err) || err.code !== ErrorCodes.CLOSED) throw err
       }
     }
-    const inbound = admitInbound(mesh, req, res, () => routeOf(req))
-    if (inbound === undefined) return
-    callScope.run(inbound.scope, () => withTraceContext(inbound.trace, next))
+    admitInbound(mesh, req, res, () => routeOf(req), (inbound) => callScope.run(inbound.scope, () => withTraceContext(inbound.trace, next)))
   }
 }
 

@@ -33,12 +33,14 @@ const plugin: FastifyPluginCallback<MeshletFastifyOptions> = (fastify, { mesh },
   mesh.registerOnListen(fastify.server)
   fastify.addHook('onRequest', (request, reply, next) => {
     request.mesh = mesh
-    const inbound = admitInbound(mesh, request.raw, reply.raw, () => request.routeOptions.url)
-    if (inbound === undefined) {
-      reply.hijack()
-      return
-    }
-    callScope.run(inbound.scope, () => withTraceContext(inbound.trace, next))
+    admitInbound(
+      mesh,
+      request.raw,
+      reply.raw,
+      () => request.routeOptions.url,
+      (inbound) => callScope.run(inbound.scope, () => withTraceContext(inbound.trace, next)),
+      () => reply.hijack(),
+    )
   })
   // fastify.close() called by the app (not through mesh.close()) still refuses new requests first.
   fastify.addHook('preClose', (next) => {

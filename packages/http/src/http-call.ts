@@ -82,6 +82,27 @@ export class HttpCall implements DispatchController {
           }
   }
 
+  /** The request header `name` (lowercase), whatever shape the caller gave headers in. */
+  header(name: string): string | undefined {
+    const h = this.opts.headers as unknown
+    if (h == null) return undefined
+    if (Array.isArray(h)) {
+      for (let i = 0; i + 1 < h.length; i += 2) if (String(h[i]).toLowerCase() === name) return String(h[i + 1])
+      return undefined
+    }
+    if (typeof (h as Iterable<unknown>)[Symbol.iterator] === 'function') {
+      for (const [k, v] of h as Iterable<[string, string]>) if (k.toLowerCase() === name) return v
+      return undefined
+    }
+    for (const k in h as Record<string, unknown>) {
+      if (k.toLowerCase() === name) {
+        const v = (h as Record<string, unknown>)[k]
+        return Array.isArray(v) ? v.join(', ') : v == null ? undefined : String(v)
+      }
+    }
+    return undefined
+  }
+
   /** True when the body can be sent again: absent, in memory, marked replayable, or never started. */
   bodyResendable(): boolean {
     const body = this.opts.body as unknown
@@ -217,6 +238,16 @@ export class HttpAttempt implements DispatchHandler {
     }
     if (this.#state === DELIVERED) this.call.handler.onResponseError?.(this.call, err)
     else if (this.#state === HELD) this.#error = err
+  }
+
+  /** A response that no endpoint sent (fault injection): `status`, an empty body, already complete. */
+  static synthetic(call: HttpCall, status: number): HttpAttempt {
+    const a = new HttpAttempt(call, () => {}, () => {})
+    a.statusCode = status
+    a.headers = { 'content-length': '0', 'meshlet-fault': 'abort' }
+    a.#state = HELD
+    a.#trailers = {}
+    return a
   }
 
   /** Hands the held response to the caller's handler, replaying what arrived meanwhile. */

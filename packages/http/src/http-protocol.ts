@@ -82,5 +82,11 @@ export function httpProtocol(options: HttpProtocolOptions = {}): ClientProtocol<
     method: (call) => call.method,
     status: (res) => res.statusCode,
     reportedLoad: (res) => parseLoadHeader(res.headers[LOAD_HEADER]),
+    requestInfo: (call) => {
+      const path = call.opts.path
+      const q = path.indexOf('?')
+      return { method: call.method, path: q < 0 ? path : path.slice(0, q), query: q < 0 ? '' : path.slice(q + 1), header: (name) => call.header(name) }
+    },
+    abortResponse: (call, status) => HttpAttempt.synthetic(call, status),
   }
 }

@@ -11,9 +11,7 @@ export interface MeshHandlerOptions {
 export function meshHandler(mesh: Mesh, handler: RequestListener, options: MeshHandlerOptions = {}): RequestListener {
   const routeOf = options.route
   return (req: IncomingMessage, res: ServerResponse) => {
-    const inbound = admitInbound(mesh, req, res, routeOf ? () => routeOf(req) : () => undefined)
-    if (inbound === undefined) return
-    callScope.run(inbound.scope, () => withTraceContext(inbound.trace, () => handler(req, res)))
+    admitInbound(mesh, req, res, routeOf ? () => routeOf(req) : () => undefined, (inbound) => callScope.run(inbound.scope, () => withTraceContext(inbound.trace, () => handler(req, res))))
   }
 }
 

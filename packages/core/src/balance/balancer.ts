@@ -108,6 +108,13 @@ export class Balancer {
       const connected = ready.filter(usable)
       if (connected.length > 0) ready = connected
     }
+    // A routed revision is preferred; with no ready endpoint of it the call goes to any revision
+    // (documented fallback: a canary that is not up must not turn into an error storm).
+    const revision = ctx.revision
+    if (revision !== undefined) {
+      const mine = ready.filter((e) => e.address.revision === revision)
+      if (mine.length > 0) ready = mine
+    }
     const tried = ctx.tried
     if (tried !== undefined && ready.length > 1) {
       const fresh = ready.filter((e) => !tried.includes(e))

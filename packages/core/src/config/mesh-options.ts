@@ -3,7 +3,9 @@
  * destination (defaults < `defaults` < `services.<name>`).
  */
 import { ConfigError, type ConfigIssue } from '../errors.js'
+import { checkRouteRules, routeRuleSchema } from '../routing/route-spec.js'
 import * as s from './schema.js'
+import { admissionIssues, admissionSchema } from '../admission/admission-options.js'
 
 /** A DNS label: the shape of every service, namespace, revision and resource name. */
 export const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
@@ -73,7 +75,14 @@ export const policyFields = {
   outlier: s.either({ when: (v) => v === false, schema: s.literal(false) }, outlierSchema),
 }
 
-const serviceSchema = s.object({ endpoints: s.array(endpointSchema, { minItems: 1, maxItems: 10_000 }), ...policyFields }, { required: ['endpoints'] })
+const serviceSchema = s.object(
+  {
+    endpoints: s.array(endpointSchema, { minItems: 1, maxItems: 10_000 }),
+    ...policyFields,
+    routes: s.array(routeRuleSchema, { maxItems: 64, description: 'Route rules (as in a Route resource\'s spec.rules), tried in order.' }),
+  },
+  { required: ['endpoints'] },
+)
 
 export const meshOptionsSchema = s.object(
   {
@@ -95,6 +104,7 @@ export const meshOptionsSchema = s.object(
     snapshotMaxAge: s.duration({ min: 1000, max: 30 * 24 * 3_600_000, description: 'Oldest disk snapshot used at start. Default 24h.' }),
     heartbeatInterval: s.duration({ min: 50, description: 'Lease renewal interval; default a third of the lease.' }),
     leaseTtl: s.duration({ min: 100, max: 3_600_000, description: 'Instance lease time. Default 15s.' }),
+    admission: admissionSchema,
   },
   { required: ['service'] },
 )
@@ -184,6 +194,7 @@ export function validateMeshOptions(options: unknown): ValidatedMeshOptions {
       issues.push({ path: `${where}.retries.backoff`, message: `base (${b.base}ms) is larger than max (${b.max}ms)` })
     }
   }
+  for (const [name, svc] of Object.entries(value.services ?? {})) if (svc.routes !== undefined) checkRouteRules(svc.routes, `services.${name}.routes`, issues)
   // The pattern admits hosts and ports that URL parsing refuses (`http://:3001`, port 99999): report them
   // here, by field, instead of createMesh failing later with a bare TypeError.
   for (const [name, svc] of Object.entries(value.services ?? {})) {
@@ -194,6 +205,7 @@ export function validateMeshOptions(options: unknown): ValidatedMeshOptions {
       if (problem !== undefined) issues.push({ path: `services.${name}.endpoints[${i}]${typeof e === 'string' ? '' : '.url'}`, message: `${shown} ${problem}` })
     }
   }
+  admissionIssues(value.admission, 'admission', issues)
   if (issues.length > 0) throw new ConfigError(issues)
   return value
 }

@@ -18,6 +18,8 @@ import { ControlRequestError, type ControlClient } from './control-client.js'
 export interface ControlSyncHandlers {
   /** The full endpoint set of `service` changed. */
   endpoints(service: string, endpoints: EndpointAddress[]): void
+  /** The Route resources for `service` changed (their specs in name order; none: no routes). */
+  routes(service: string, specs: Record<string, unknown>[], source: string): void
   /** The policies of `service` changed: every ServicePolicy for it, in name order (none: back to options and defaults). */
   policy(service: string, specs: Record<string, unknown>[], source: string): void
 }
@@ -29,9 +31,11 @@ interface Snapshot {
   resourceVersion: number
   instances: Instance[]
   policies: Resource[]
+  routes?: Resource[]
 }
 
 const POLICY_KIND = 'ServicePolicy'
+const ROUTE_KIND = 'Route'
 const BACKOFF_MIN = 100
 const BACKOFF_MAX = 5000
 const SNAPSHOT_DEBOUNCE = 500
@@ -46,6 +50,7 @@ export class ControlSync {
   readonly #snapshotMaxAge: number
   #instances = new Map<string, Instance>()
   #policies = new Map<string, Resource>()
+  #routes = new Map<string, Resource>()
   #rv: number | undefined
   #abort = new AbortController()
   #closed = false
@@ -57,6 +62,7 @@ export class ControlSync {
   /** What each service was last told, to report only real changes. */
   readonly #published = new Map<string, string>()
   readonly #publishedPolicy = new Map<string, string>()
+  readonly #publishedRoutes = new Map<string, string>()
 
   constructor(client: ControlClient, namespace: string, handlers: ControlSyncHandlers, options: { snapshotFile?: string | undefined; snapshotMaxAge: number }) {
     this.#client = client
@@ -68,7 +74,7 @@ export class ControlSync {
 
   /** Services with instances or a policy, as far as the control endpoint has told. */
   knows(service: string): boolean {
-    return this.#published.has(service) || this.#publishedPolicy.has(service)
+    return this.#published.has(service) || this.#publishedPolicy.has(service) || this.#publishedRoutes.has(service)
   }
 
   endpointsOf(service: string): EndpointAddress[] {
@@ -79,9 +85,12 @@ export class ControlSync {
 
   /** Every ServicePolicy for `service`, in name order (later ones override earlier ones field by field). */
   policyOf(service: string): { specs: Record<string, unknown>[]; source: string } | undefined {
-    const mine = [...this.#policies.values()].filter((p) => (p.spec as { service?: unknown }).service === service).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
-    if (mine.length === 0) return undefined
-    return { specs: mine.map((p) => p.spec as Record<string, unknown>), source: mine.map((p) => `ServicePolicy ${p.metadata.namespace}/${p.metadata.name} (resourceVersion ${p.metadata.resourceVersion})`).join(' + ') }
+    return specsFor(this.#policies, service)
+  }
+
+  /** Every Route for `service`, in name order (their rules are tried in that order). */
+  routesOf(service: string): { specs: Record<string, unknown>[]; source: string } | undefined {
+    return specsFor(this.#routes, service)
   }
 
   status(): { source: SyncSource; connected: boolean; resourceVersion: number | undefined; resyncs: number; lastError: string | undefined } {
@@ -121,9 +130,9 @@ export class ControlSync {
     let first = true
     while (!this.#closed) {
       // A watch without `since` starts with the full state: staged until its BOOKMARK, then live.
-      let staged = this.#rv === undefined ? { instances: new Map<string, Instance>(), policies: new Map<string, Resource>() } : undefined
+      let staged = this.#rv === undefined ? { instances: new Map<string, Instance>(), policies: new Map<string, Resource>(), routes: new Map<string, Resource>() } : undefined
       try {
-        await this.#client.watch({ since: this.#rv, kinds: [INSTANCE_KIND, POLICY_KIND], namespace: this.#namespace, signal: this.#abort.signal }, (events) => {
+        await this.#client.watch({ since: this.#rv, kinds: [INSTANCE_KIND, POLICY_KIND, ROUTE_KIND], namespace: this.#namespace, signal: this.#abort.signal }, (events) => {
           backoff = BACKOFF_MIN
           this.#connected = true
           this.#lastError = undefined
@@ -161,7 +170,7 @@ export class ControlSync {
    * Applies a batch. `staged` collects a full listing until its BOOKMARK, which then replaces the
    * state at once (no moment with half a registry). Returns true when a full state was installed.
    */
-  #apply(events: WatchEvent[], staged: { instances: Map<string, Instance>; policies: Map<string, Resource> } | undefined): boolean {
+  #apply(events: WatchEvent[], staged: { instances: Map<string, Instance>; policies: Map<string, Resource>; routes: Map<string, Resource> } | undefined): boolean {
     // Returns true when this batch installed a staged full state.
     let installed = false
     for (const e of events) {
@@ -170,15 +179,16 @@ export class ControlSync {
         if (staged !== undefined && !installed) {
           this.#instances = staged.instances
           this.#policies = staged.policies
+          this.#routes = staged.routes
           installed = true
           this.#source = 'control'
         }
         continue
       }
-      const target = staged !== undefined && !installed ? staged : { instances: this.#instances, policies: this.#policies }
+      const target = staged !== undefined && !installed ? staged : { instances: this.#instances, policies: this.#policies, routes: this.#routes }
       const o = e.object
       const key = `${o.metadata.namespace}/${o.metadata.name}`
-      const map = (o.kind === INSTANCE_KIND ? target.instances : target.policies) as Map<string, unknown>
+      const map = (o.kind === INSTANCE_KIND ? target.instances : o.kind === ROUTE_KIND ? target.routes : target.policies) as Map<string, unknown>
       if (e.type === 'DELETED') map.delete(key)
       else map.set(key, o)
       this.#rv = e.resourceVersion
@@ -205,16 +215,8 @@ export class ControlSync {
       this.#published.set(service, sig)
       this.#handlers.endpoints(service, endpoints)
     }
-    const services = new Set([...this.#publishedPolicy.keys()])
-    for (const p of this.#policies.values()) services.add((p.spec as { service: string }).service)
-    for (const service of services) {
-      const p = this.policyOf(service)
-      const sig = p === undefined ? '' : JSON.stringify(p.specs)
-      if ((this.#publishedPolicy.get(service) ?? '') === sig && this.#publishedPolicy.has(service)) continue
-      if (p === undefined) this.#publishedPolicy.delete(service)
-      else this.#publishedPolicy.set(service, sig)
-      this.#handlers.policy(service, p?.specs ?? [], p?.source ?? 'ServicePolicy deleted')
-    }
+    publishSpecs(this.#policies, this.#publishedPolicy, (service, p) => this.#handlers.policy(service, p?.specs ?? [], p?.source ?? 'ServicePolicy deleted'))
+    publishSpecs(this.#routes, this.#publishedRoutes, (service, r) => this.#handlers.routes(service, r?.specs ?? [], r?.source ?? 'Route deleted'))
   }
 
   #scheduleSnapshot(): void {
@@ -236,6 +238,7 @@ export class ControlSync {
       resourceVersion: this.#rv ?? 0,
       instances: [...this.#instances.values()],
       policies: [...this.#policies.values()],
+      routes: [...this.#routes.values()],
     }
     try {
       await mkdir(join(file, '..'), { recursive: true, mode: 0o700 })
@@ -270,9 +273,31 @@ export class ControlSync {
     if (this.#source === 'control') return true
     for (const i of snapshot.instances) this.#instances.set(`${i.metadata.namespace}/${i.metadata.name}`, i)
     for (const p of snapshot.policies) this.#policies.set(`${p.metadata.namespace}/${p.metadata.name}`, p)
+    for (const r of snapshot.routes ?? []) this.#routes.set(`${r.metadata.namespace}/${r.metadata.name}`, r)
     this.#source = 'snapshot'
     this.#publish()
     return true
+  }
+}
+
+/** The specs of `resources` that apply to `service`, in name order, and where they came from. */
+function specsFor(resources: Map<string, Resource>, service: string): { specs: Record<string, unknown>[]; source: string } | undefined {
+  const mine = [...resources.values()].filter((r) => (r.spec as { service?: unknown }).service === service).sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+  if (mine.length === 0) return undefined
+  return { specs: mine.map((r) => r.spec as Record<string, unknown>), source: mine.map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name} (resourceVersion ${r.metadata.resourceVersion})`).join(' + ') }
+}
+
+/** Tells `notify` about every service whose specs in `resources` changed since `published` recorded them. */
+function publishSpecs(resources: Map<string, Resource>, published: Map<string, string>, notify: (service: string, specs: { specs: Record<string, unknown>[]; source: string } | undefined) => void): void {
+  const services = new Set(published.keys())
+  for (const r of resources.values()) services.add((r.spec as { service: string }).service)
+  for (const service of services) {
+    const found = specsFor(resources, service)
+    const sig = found === undefined ? '' : JSON.stringify(found.specs)
+    if (published.has(service) && published.get(service) === sig) continue
+    if (found === undefined) published.delete(service)
+    else published.set(service, sig)
+    notify(service, found)
   }
 }
 

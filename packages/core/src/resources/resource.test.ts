@@ -49,7 +49,7 @@ describe('resource validation', () => {
 
   it('refuses unknown kinds, suggesting the right spelling', () => {
     expect(issuesOf({ ...issuePolicy, kind: 'servicepolicy' })).toEqual([{ path: 'kind', message: expect.stringContaining('did you mean "ServicePolicy"') }])
-    expect(issuesOf({ ...issuePolicy, kind: 'Route' })[0]?.message).toContain('known kinds: ServicePolicy')
+    expect(issuesOf({ ...issuePolicy, kind: 'Gadget' })[0]?.message).toContain('known kinds: ServicePolicy, Route')
   })
 
   it('checks across fields', () => {
@@ -66,14 +66,15 @@ describe('ResourceRegistry', () => {
   it('looks kinds up by name, plural and alias', () => {
     const r = builtinResourceRegistry()
     for (const n of ['ServicePolicy', 'servicepolicies', 'SP', 'servicepolicy']) expect(r.lookup(n)?.kind).toBe('ServicePolicy')
-    expect(r.lookup('routes')).toBeUndefined()
+    for (const n of ['Route', 'routes', 'rt']) expect(r.lookup(n)?.kind).toBe('Route')
+    expect(r.lookup('gadgets')).toBeUndefined()
   })
 
   it('registers further kinds through the same machinery, refusing clashes', () => {
     const r = builtinResourceRegistry()
-    const route = defineKind({ kind: 'Route', plural: 'routes', aliases: ['rt'], description: 'test', spec: s.object({ service: s.string() }, { required: ['service'] }) })
+    const route = defineKind({ kind: 'Gadget', plural: 'gadgets', aliases: ['gd'], description: 'test', spec: s.object({ service: s.string() }, { required: ['service'] }) })
     r.register(route)
-    expect(r.validate({ apiVersion: 'meshlet.dev/v1', kind: 'Route', metadata: { name: 'a' }, spec: { service: 'x' } }).kind).toBe('Route')
+    expect(r.validate({ apiVersion: 'meshlet.dev/v1', kind: 'Gadget', metadata: { name: 'a' }, spec: { service: 'x' } }).kind).toBe('Gadget')
     expect(() => r.register({ ...route, kind: 'Other', plural: 'others', aliases: ['sp'] })).toThrow(/already taken/)
     expect(() => new ResourceRegistry().register({ ...route, kind: 'Watch', plural: 'watches', aliases: [] })).toThrow(/already taken/)
   })
@@ -81,7 +82,9 @@ describe('ResourceRegistry', () => {
   it('exports JSON Schema per kind and for any resource', () => {
     const r = builtinResourceRegistry()
     const schema = r.jsonSchema() as { oneOf: { properties: { kind: unknown; spec: { properties: Record<string, unknown>; required: string[] } } }[] }
-    expect(schema.oneOf).toHaveLength(1)
+    expect(schema.oneOf).toHaveLength(2)
+    expect(schema.oneOf[1]!.properties.kind).toEqual({ const: 'Route' })
+    expect(schema.oneOf[1]!.properties.spec.required).toEqual(['service', 'rules'])
     expect(schema.oneOf[0]!.properties.kind).toEqual({ const: 'ServicePolicy' })
     expect(Object.keys(schema.oneOf[0]!.properties.spec.properties)).toEqual(['service', 'timeout', 'retries', 'balancer', 'breaker', 'outlier'])
     expect(schema.oneOf[0]!.properties.spec.required).toEqual(['service'])

@@ -1,19 +1,29 @@
 /**
- * The transport-agnostic part of the server stack: drain state, the inbound deadline, the load
- * report and server metrics. HTTP and gRPC adapters call it; it never touches a socket.
+ * The transport-agnostic part of the server stack: drain state, the inbound deadline, admission
+ * control (when configured), the load report and server metrics. HTTP and gRPC adapters call it;
+ * it never touches a socket.
  */
 import { performance } from 'node:perf_hooks'
+import type { AdmissionController, AdmissionSnapshot } from '../admission/admission-controller.js'
+import { RejectionCounter } from '../admission/rejection-counter.js'
 import { parseDeadlineHeader } from '../deadline/call-scope.js'
 import { ErrorCodes, MeshletError } from '../errors.js'
 import type { MeshMetrics } from '../telemetry/metrics.js'
 
-/** Response header carrying the server's load: `<event-loop utilization 0..1>; inflight=<n>`. */
+/**
+ * Response header carrying the server's load: `<load 0..1>; inflight=<n>`, and `; queue=<n>` with
+ * a concurrency limit. The leading number is event-loop utilization, or with a concurrency limit
+ * the larger of it and (running + queued) / limit; clients read only that number.
+ */
 export const LOAD_HEADER = 'meshlet-load'
 /** Marks a refusal made before any processing: the client may retry it elsewhere, even a POST. */
 export const REJECTED_HEADER = 'meshlet-rejected'
 const ELU_SAMPLE_MS = 250
 
-export type Admission = { readonly ok: true; readonly deadline: number } | { readonly ok: false; readonly status: number; readonly error: MeshletError; readonly rejected: boolean }
+/** `reason` labels the refusal in metrics; `retryAfter` (seconds) goes out as Retry-After. */
+export type Admission =
+  | { readonly ok: true; readonly deadline: number }
+  | { readonly ok: false; readonly status: number; readonly error: MeshletError; readonly rejected: boolean; readonly reason?: string; readonly retryAfter?: number }
 
 export class InboundGate {
   #inflight = 0
@@ -26,10 +36,18 @@ export class InboundGate {
   #sampler: NodeJS.Timeout | undefined
   readonly #metrics: MeshMetrics
   readonly #service: string
+  readonly #rejections: RejectionCounter
+  /** Admission control (concurrency, queue, rate limit, shedding); undefined when not configured. */
+  readonly admission: AdmissionController | undefined
+  #loadInflight = -1
+  #loadQueued = -1
+  #loadUtilization = -1
 
-  constructor(service: string, metrics: MeshMetrics) {
+  constructor(service: string, metrics: MeshMetrics, admission?: AdmissionController) {
     this.#service = service
     this.#metrics = metrics
+    this.admission = admission
+    this.#rejections = admission?.rejections ?? new RejectionCounter(metrics)
   }
 
   /** False once draining began: readiness probes should fail and registries deregister. */
@@ -70,9 +88,27 @@ export class InboundGate {
     if (--this.#inflight === 0 && this.#idle !== undefined) this.#idle()
   }
 
-  /** The load header's value; refreshed by a sampler, so reading it costs nothing. */
+  /**
+   * The load header's value; refreshed by a sampler, so reading it costs nothing. With admission
+   * control it is rebuilt when in-flight or queue depth changed, so a queue shows at once.
+   */
   loadReport(): string {
+    const a = this.admission
+    if (a === undefined) return this.#load
+    const queued = a.queued
+    if (queued !== this.#loadQueued || this.#inflight !== this.#loadInflight || this.#utilization !== this.#loadUtilization) {
+      this.#loadQueued = queued
+      this.#loadInflight = this.#inflight
+      this.#loadUtilization = this.#utilization
+      this.#load = `${Math.max(this.#utilization, a.occupancy).toFixed(2)}; inflight=${this.#inflight}; queue=${queued}`
+    }
     return this.#load
+  }
+
+  /** Admission state and refusals by reason, for inspect(). */
+  admissionSnapshot(): AdmissionSnapshot {
+    if (this.admission !== undefined) return this.admission.snapshot()
+    return { enabled: false, limit: null, adaptive: false, inflight: 0, queued: 0, queueLimit: 0, overloaded: false, eventLoopDelayMs: 0, rejected: this.#rejections.snapshot() }
   }
 
   /**
@@ -98,6 +134,8 @@ export class InboundGate {
   stopAccepting(): void {
     this.#ready = false
     this.#accepting = false
+    // Requests still waiting for a slot were not processed: refuse them now so callers go elsewhere.
+    this.admission?.drain()
   }
 
   /** Resolves when no request is in flight, or after `timeoutMs`; returns how many were still running. */
@@ -119,11 +157,12 @@ export class InboundGate {
   close(): void {
     clearInterval(this.#sampler)
     this.#sampler = undefined
+    this.admission?.close()
   }
 
   #refuse(status: number, error: MeshletError, rejected: boolean, reason: string): Admission {
-    this.#metrics.admissionRejected.add(1, this.#metrics.attributes(`a:${reason}`, () => ({ 'meshlet.rejection.reason': reason })))
-    return { ok: false, status, error, rejected }
+    this.#rejections.count(reason)
+    return { ok: false, status, error, rejected, reason }
   }
 
   #startSampling(): void {
@@ -131,7 +170,7 @@ export class InboundGate {
       const next = performance.eventLoopUtilization()
       this.#utilization = performance.eventLoopUtilization(next, this.#elu).utilization
       this.#elu = next
-      this.#load = `${this.#utilization.toFixed(2)}; inflight=${this.#inflight}`
+      if (this.admission === undefined) this.#load = `${this.#utilization.toFixed(2)}; inflight=${this.#inflight}`
     }, ELU_SAMPLE_MS)
     this.#sampler.unref()
   }

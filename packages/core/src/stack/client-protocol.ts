@@ -1,3 +1,4 @@
+import type { RequestInfo } from '../routing/route-table.js'
 import type { ResponseClassifier } from './response-classifier.js'
 import type { Service } from './service.js'
 
@@ -23,4 +24,8 @@ export interface ClientProtocol<Req, Res> {
   status(res: Res): number
   /** A server-reported load (utilization 0..1) carried on the response, if any. */
   reportedLoad(res: Res): number | undefined
+  /** What routes match on: method, path, query, headers. A protocol without it is not routed. */
+  requestInfo?(req: Req): RequestInfo
+  /** A response made up by fault injection: `status`, no body, never sent to an endpoint. */
+  abortResponse?(req: Req, status: number): Res
 }

@@ -19,6 +19,8 @@ export interface CallContext {
   tried: EndpointState[] | undefined
   /** The request may be repeated without changing its effect (method or explicit marker). */
   idempotent: boolean
+  /** The revision a route chose for this call; the balancer prefers its endpoints. */
+  revision?: string | undefined
   /** Longest wait for one attempt's response headers, ms; Infinity when only the deadline bounds it. */
   perTryTimeout: number
   /** performance.now() when the call started. */
@@ -46,5 +48,5 @@ export function compose<Req, Res>(entries: readonly StackEntry<Req, Res>[], term
 }
 
 export function newCallContext(service: string, deadline: number, signal: AbortSignal | undefined, idempotent: boolean, perTryTimeout = Infinity): CallContext {
-  return { service, deadline, signal, attempt: 1, endpoint: undefined, tried: undefined, idempotent, perTryTimeout, start: performance.now() }
+  return { service, deadline, signal, attempt: 1, endpoint: undefined, tried: undefined, idempotent, revision: undefined, perTryTimeout, start: performance.now() }
 }

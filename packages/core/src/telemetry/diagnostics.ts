@@ -15,6 +15,7 @@ export const channels = {
   configRejected: channel('meshlet:config:rejected'),
   configApplied: channel('meshlet:config:applied'),
   controlError: channel('meshlet:control:error'),
+  faultInjected: channel('meshlet:fault:injected'),
 } as const
 
 export function publish(ch: (typeof channels)[keyof typeof channels], message: () => object): void {

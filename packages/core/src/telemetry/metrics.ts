@@ -19,7 +19,9 @@ export class MeshMetrics {
   readonly ejections: Counter
   readonly breakerTransitions: Counter
   readonly admissionRejected: Counter
+  readonly admissionQueueDuration: Histogram
   readonly configRejected: Counter
+  readonly faultsInjected: Counter
   readonly meter: Meter | undefined
   readonly #attrs = new Map<string, Attributes>()
 
@@ -35,8 +37,10 @@ export class MeshMetrics {
     this.retries = counter('meshlet.retries', 'Retry decisions by destination: outcome "sent", or why a retryable failure was not retried (budget_exhausted, deadline, attempts, body_not_replayable, cancelled).', '{retry}')
     this.ejections = counter('meshlet.endpoint.ejections', 'Endpoints ejected by outlier detection.', '{ejection}')
     this.breakerTransitions = counter('meshlet.breaker.state', 'Breaker state transitions, by destination and new state.', '{transition}')
+    this.faultsInjected = counter('meshlet.faults.injected', 'Faults injected by routes, by destination and kind (abort, delay).', '{fault}')
     this.configRejected = counter('meshlet.config.rejected', 'Policy updates refused as invalid; the previous policy stayed in force.', '{update}')
     this.admissionRejected = counter('meshlet.admission.rejected', 'Inbound requests refused before processing, by reason.', '{request}')
+    this.admissionQueueDuration = hist('meshlet.admission.queue.duration', 'Time inbound requests waited in the admission queue, by outcome (granted, queue_timeout, deadline, draining).')
   }
 
   /** A cached attribute set: `key` must determine `build()`'s result. */
