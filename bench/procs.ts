@@ -140,6 +140,17 @@ export function cpuMsOf(child: ChildProcess): number {
   }
 }
 
+/** CPU time (all but idle and iowait) every process of the machine has used since boot, ms, from /proc/stat; NaN where unavailable. */
+export function machineCpuMs(): number {
+  try {
+    const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)
+    const [user, nice, system, _idle, _iowait, irq, softirq, steal] = ticks.map(Number) as [number, number, number, number, number, number, number, number]
+    return ((user + nice + system + irq + softirq + steal) * 1000) / 100 // USER_HZ is 100 on Linux
+  } catch {
+    return NaN
+  }
+}
+
 /** A port that was free a moment ago (for children that cannot report the port they picked). */
 export async function freePort(): Promise<number> {
   const s = createServer()

@@ -27,7 +27,7 @@ import { Pool, type Dispatcher } from 'undici'
 import { API_VERSION, Classification, ControlClient, createMesh, DEFAULT_INSTANCE_TTL, type BalancerType, type ClientProtocol, type InstanceRegistration, type Mesh, type MeshOptions, type RegisterResponse, type Resource } from '@meshlet/core'
 import { meshAgent } from '@meshlet/http'
 import { closedLoop, Histogram, openLoop, type LoadResult, type Send } from './load.js'
-import { cpuMsOf, launch, nextMessage, rssKiBOf, startControlProcess, startHaproxy, startUpstream, stop, type ControlProcess } from './procs.js'
+import { cpuMsOf, launch, machineCpuMs, nextMessage, rssKiBOf, startControlProcess, startHaproxy, startUpstream, stop, type ControlProcess } from './procs.js'
 
 function envNumber(name: string, fallback: number): number {
   const v = process.env[name]
@@ -455,6 +455,21 @@ function cpuMeter(child: ChildProcess): () => number {
   return () => round1(((cpuMsOf(child) - cpu0) / (performance.now() - t0)) * 100)
 }
 
+/**
+ * CPU the rest of the machine used over a span (% of one core): every process but the bench's own
+ * and `ours`. Other work on a 2-core machine moves propagation times a lot; this says how much there was.
+ */
+function othersMeter(ours: ChildProcess[]): () => number {
+  const mine = (): number => {
+    const u = process.cpuUsage()
+    return (u.user + u.system) / 1000 + ours.reduce((a, c) => a + cpuMsOf(c), 0)
+  }
+  const machine0 = machineCpuMs()
+  const mine0 = mine()
+  const t0 = performance.now()
+  return () => round1(((machineCpuMs() - machine0 - (mine() - mine0)) / (performance.now() - t0)) * 100)
+}
+
 function servicePolicy(timeout: string): Resource {
   return { apiVersion: API_VERSION, kind: 'ServicePolicy', metadata: { name: 'payments', namespace: 'default' }, spec: { service: 'payments', timeout } }
 }
@@ -499,12 +514,14 @@ async function propagationRun(control: ControlProcess, client: ControlClient, n:
     const perChange: number[] = []
     const warmup: number[] = []
     let cpu = cpuMeter(control.child)
+    let others = othersMeter([control.child, ...children])
     let last = 0
     // The first changes after 1,000 meshes start run cold (JIT, start-up garbage): shown, not counted.
     for (let c = -PROPAGATION_WARMUP_CHANGES; c < PROPAGATION_CHANGES; c++) {
       if (c === 0) {
         cpu = cpuMeter(control.child)
         busy0 = { cpu: watchersCpuMs(), t: performance.now() }
+        others = othersMeter([control.child, ...children])
       }
       // Alternates over the whole scenario, so every put is a change (an unchanged put is no event).
       last = changes++ % 2 === 0 ? 3000 : 2000
@@ -533,6 +550,7 @@ async function propagationRun(control: ControlProcess, client: ControlClient, n:
       await sleep(300)
     }
     const endpointCpu = cpu()
+    const othersCpu = others()
     const changeCpuMs = watchersCpuMs() - busy0.cpu - idlePerMs * (performance.now() - busy0.t)
     const mismatched = (await Promise.all(children.map((c) => (c.send({ check: last }), nextMessage(c, 'watchers check', (m): m is { mismatched: number } => typeof (m as { mismatched?: unknown }).mismatched === 'number'))))).reduce((a, m) => a + m.mismatched, 0)
     if (mismatched > 0) throw new Error(`N=${n}: ${mismatched} meshes do not have the last policy (timeout ${last} ms)`)
@@ -554,6 +572,7 @@ async function propagationRun(control: ControlProcess, client: ControlClient, n:
       watcherCpuUsPerMeshChange: Math.round((changeCpuMs * 1000) / (n * PROPAGATION_CHANGES)),
       watchersIdleCpuPercent: round1(idlePerMs * 100),
       loadavg1mAtStart: loadavg,
+      otherProcessesCpuPercent: othersCpu,
       endpointRssMiB: round1(rssKiBOf(control.child).rss / 1024),
     }
   } finally {
@@ -589,6 +608,7 @@ async function propagation(): Promise<Record<string, unknown>> {
         'watcher CPU µs per mesh per change': r.watcherCpuUsPerMeshChange,
         'watchers idle CPU %': r.watchersIdleCpuPercent,
         'load avg 1 min': r.loadavg1mAtStart,
+        'CPU % of other processes': r.otherProcessesCpuPercent,
         'endpoint RSS MiB': r.endpointRssMiB,
         'watchers RSS MiB': r.watcherRssMiB,
       })),
@@ -626,6 +646,7 @@ async function registry(): Promise<Record<string, unknown>> {
     })
     console.log(`registry: endpoint ${control.url} (pid ${control.child.pid}); registering ${n} instances (TTL ${REGISTRY_TTL_MS} ms), ${REGISTRY_CONCURRENCY} at a time`)
     const cpuReg = cpuMeter(control.child)
+    const othersReg = othersMeter([control.child])
     const reg = await closedLoop(
       async () => {
         const { statusCode, body } = await pool.request({ path: '/v1/instances', method: 'POST', headers, body: JSON.stringify(registration(next++)) })
@@ -636,6 +657,7 @@ async function registry(): Promise<Record<string, unknown>> {
       { concurrency: REGISTRY_CONCURRENCY, requests: n },
     )
     const regCpu = cpuReg()
+    const regOthers = othersReg()
     if (reg.errors > 0) throw new Error(`registering: ${reg.errors} of ${n} failed: ${JSON.stringify(reg.errorKinds)}`)
     const rssRegistered = rssKiBOf(control.child).rss
     console.log(`  registered ${ids.length} in ${reg.seconds.toFixed(1)} s (${Math.round(ids.length / reg.seconds)}/s, p99 ${reg.hist.percentile(99).toFixed(1)} ms); endpoint RSS ${kib(rssEmpty)} empty → ${kib(rssRegistered)}`)
@@ -651,7 +673,9 @@ async function registry(): Promise<Record<string, unknown>> {
       return res.status
     }
     await closedLoop(list, { concurrency: 1, requests: 2 })
+    const othersList = othersMeter([control.child])
     const lists = await closedLoop(list, { concurrency: 1, requests: REGISTRY_LISTS })
+    const listOthers = othersList()
     console.log(`  GET /v1/instances ×${REGISTRY_LISTS}: p50 ${lists.hist.percentile(50).toFixed(1)} ms, p99 ${lists.hist.percentile(99).toFixed(1)} ms, ${listed} instances, ${kib(Math.round(bytes / 1024))}`)
 
     // Heartbeats at the cadence of a mesh (a third of the TTL), round robin over every lease, with
@@ -668,6 +692,7 @@ async function registry(): Promise<Record<string, unknown>> {
     let beat = 0
     console.log(`  heartbeats: ${rate}/s (${n} leases of ${REGISTRY_TTL_MS} ms, each renewed every ${REGISTRY_TTL_MS / 3} ms) for ${REGISTRY_HEARTBEAT_SECONDS} s`)
     const cpuBeat = cpuMeter(control.child)
+    const othersBeat = othersMeter([control.child])
     const beats = await openLoop(
       async () => {
         const { statusCode, body } = await pool.request({ path: `/v1/instances/${ids[beat++ % ids.length]}/heartbeat`, method: 'POST', headers, body: reportBody })
@@ -677,6 +702,7 @@ async function registry(): Promise<Record<string, unknown>> {
       { rate, seconds: REGISTRY_HEARTBEAT_SECONDS, maxInflight: rate },
     )
     const beatCpu = cpuBeat()
+    const beatOthers = othersBeat()
     const rssAfter = rssKiBOf(control.child)
     const alive = (await client.instances()).items.length
     const heartbeats = {
@@ -689,24 +715,26 @@ async function registry(): Promise<Record<string, unknown>> {
       ...(beats.errors > 0 ? { errorKinds: beats.errorKinds } : {}),
       endpointCpuPercent: beatCpu,
       benchCpuPercent: round1((beats.cpuMs / (beats.seconds * 1000)) * 100),
+      otherProcessesCpuPercent: beatOthers,
       instancesAfter: alive,
     }
     const out = {
       instances: n,
-      register: { perSecond: Math.round(n / reg.seconds), p50Ms: round3(reg.hist.percentile(50)), p99Ms: round3(reg.hist.percentile(99)), concurrency: REGISTRY_CONCURRENCY, endpointCpuPercent: regCpu, benchCpuPercent: round1((reg.cpuMs / (reg.seconds * 1000)) * 100) },
+      register: { perSecond: Math.round(n / reg.seconds), p50Ms: round3(reg.hist.percentile(50)), p99Ms: round3(reg.hist.percentile(99)), concurrency: REGISTRY_CONCURRENCY, endpointCpuPercent: regCpu, benchCpuPercent: round1((reg.cpuMs / (reg.seconds * 1000)) * 100), otherProcessesCpuPercent: regOthers },
       endpointRssMiB: { empty: round1(rssEmpty / 1024), registered: round1(rssRegistered / 1024), afterHeartbeats: round1(rssAfter.rss / 1024), peak: round1(rssAfter.peak / 1024) },
-      list: { requests: REGISTRY_LISTS, p50Ms: round1(lists.hist.percentile(50)), p99Ms: round1(lists.hist.percentile(99)), instances: listed, bytes },
+      list: { requests: REGISTRY_LISTS, p50Ms: round1(lists.hist.percentile(50)), p99Ms: round1(lists.hist.percentile(99)), instances: listed, bytes, otherProcessesCpuPercent: listOthers },
       heartbeats,
     }
     printTable(`registry: ${n} instances on one endpoint (its own process)`, [
-      { metric: `register (c=${REGISTRY_CONCURRENCY})`, value: `${out.register.perSecond}/s, p50 ${out.register.p50Ms} ms, p99 ${out.register.p99Ms} ms`, 'endpoint CPU %': regCpu, 'bench CPU %': out.register.benchCpuPercent },
+      { metric: `register (c=${REGISTRY_CONCURRENCY})`, value: `${out.register.perSecond}/s, p50 ${out.register.p50Ms} ms, p99 ${out.register.p99Ms} ms`, 'endpoint CPU %': regCpu, 'bench CPU %': out.register.benchCpuPercent, 'CPU % of other processes': regOthers },
       { metric: 'endpoint RSS', value: `${out.endpointRssMiB.empty} MiB empty, ${out.endpointRssMiB.registered} MiB registered, ${out.endpointRssMiB.afterHeartbeats} MiB after heartbeats (peak ${out.endpointRssMiB.peak} MiB)`, 'endpoint CPU %': '' },
-      { metric: `GET /v1/instances ×${REGISTRY_LISTS}`, value: `p50 ${out.list.p50Ms} ms, p99 ${out.list.p99Ms} ms, ${listed} instances, ${round1(bytes / 2 ** 20)} MiB`, 'endpoint CPU %': '' },
+      { metric: `GET /v1/instances ×${REGISTRY_LISTS}`, value: `p50 ${out.list.p50Ms} ms, p99 ${out.list.p99Ms} ms, ${listed} instances, ${round1(bytes / 2 ** 20)} MiB`, 'endpoint CPU %': '', 'bench CPU %': '', 'CPU % of other processes': listOthers },
       {
         metric: `heartbeats for ${REGISTRY_HEARTBEAT_SECONDS} s`,
         value: `${heartbeats.achievedPerSecond}/s of ${rate}/s, p50 ${heartbeats.p50Ms} ms, p99 ${heartbeats.p99Ms} ms, max ${heartbeats.maxMs} ms, ${heartbeats.errors} errors${beats.errors > 0 ? ` ${JSON.stringify(beats.errorKinds)}` : ''}, ${alive} instances after`,
         'endpoint CPU %': beatCpu,
         'bench CPU %': heartbeats.benchCpuPercent,
+        'CPU % of other processes': beatOthers,
       },
     ])
     return out
