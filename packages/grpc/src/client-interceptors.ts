@@ -5,19 +5,25 @@
  * context, goes through the destination's breaker, and records `rpc.client.call.duration`.
  * A call that has no time left, or meets an open breaker, fails without a network write.
  */
-import { DEADLINE_HEADER, ErrorCodes, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Mesh } from '@meshlet/core'
+import { DEADLINE_HEADER, ErrorCodes, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Mesh, type RequestInfo } from '@meshlet/core'
 import { InterceptingCall, Metadata, status as Status, type CallOptions, type ClientOptions, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js'
 import type { InterceptingCallInterface, NextCall } from '@grpc/grpc-js/build/src/client-interceptors.js'
 import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
 import { rpcMetrics } from './grpc-metrics.js'
 import { grpcClassifier, type CallOutcome } from './grpc-status.js'
 import { registrationOf } from './registry.js'
+import { ROUTE_REVISION_KEY, statusForHttp } from './routing.js'
 
 type Deadline = CallOptions['deadline']
 
 function deadlineMs(d: Deadline): number {
   if (d === undefined) return Infinity
   return d instanceof Date ? d.getTime() : d
+}
+
+function textValue(metadata: Metadata, name: string): string | undefined {
+  const v = metadata.get(name)[0]
+  return typeof v === 'string' ? v : undefined
 }
 
 /** True when `path` (`/pkg.Service/Method`) is listed, by method or by service, as idempotent. */
@@ -102,12 +108,39 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
     if (dest === undefined) return new InterceptingCall(nextCall(options))
     const path = options.method_definition.path
     const ctx = dest.newContext(isIdempotentPath(registrationOf(mesh)?.idempotent, path))
-    const deadline = Math.min(ctx.deadline, deadlineMs(options.deadline))
-    ctx.deadline = deadline
+    let deadline = Math.min(ctx.deadline, deadlineMs(options.deadline))
     const t0 = performance.now()
     const record = (code: Status) => metrics.client.record((performance.now() - t0) / 1000, metrics.attributes('c', path, code, service))
 
     const call: MeshCall = new MeshCall((metadata, listener, started) => {
+      // Routes match on the method path and metadata: the rule picks the revision (the picker
+      // reads it from the metadata), may shorten the deadline, and may inject a fault.
+      let delay = 0
+      const routes = dest.routes
+      if (routes !== undefined) {
+        const info: RequestInfo = { method: 'POST', path, query: '', header: (name) => textValue(metadata, name) }
+        const rule = routes.route(info)
+        if (rule !== undefined) {
+          const revision = rule.revision(info)
+          if (revision !== undefined) metadata.set(ROUTE_REVISION_KEY, revision)
+          if (rule.timeout !== undefined) deadline = Math.min(deadline, Date.now() + rule.timeout)
+          const fault = rule.fault
+          if (fault !== undefined && (fault.header === undefined || info.header(fault.header) !== undefined)) {
+            if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) {
+              const code = statusForHttp(fault.abort.status)
+              record(code)
+              return call.fail(listener, code, `Fault injected by a route of "${service}" (abort with HTTP status ${fault.abort.status}).`)
+            }
+            if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delay = fault.delay.fixed
+          }
+        }
+      }
+      ctx.deadline = deadline
+      if (delay > 0) setTimeout(() => proceed(metadata, listener, started), delay)
+      else proceed(metadata, listener, started)
+    })
+
+    const proceed = (metadata: Metadata, listener: Partial<InterceptingListener>, started: (real: InterceptingCallInterface) => void): void => {
       const now = Date.now()
       if (deadline <= now) {
         record(Status.DEADLINE_EXCEEDED)
@@ -151,7 +184,7 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
         const open = isMeshletError(err) && err.code === ErrorCodes.BREAKER_OPEN
         call.fail(listener, Status.UNAVAILABLE, open ? err.message : `meshlet: ${(err as Error)?.message ?? String(err)}`)
       })
-    })
+    }
     return new InterceptingCall(call)
   }
   return [interceptor]

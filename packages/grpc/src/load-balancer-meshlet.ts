@@ -4,10 +4,11 @@
  * ejection, zone preference, reported load) which endpoint takes the call, among those whose
  * subchannel is READY. Each attempt's status, latency and load report are fed back to the balancer.
  */
-import { LOAD_HEADER, parseLoadHeader, type Destination, type EndpointState } from '@meshlet/core'
+import { LOAD_HEADER, parseLoadHeader, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
 import { connectivityState as ConnectivityState, experimental, type ChannelOptions } from '@grpc/grpc-js'
 import { classifyStatus } from './grpc-status.js'
 import { DESTINATION_ARG } from './resolver-meshlet.js'
+import { ROUTE_REVISION_KEY } from './routing.js'
 import { LB_POLICY_NAME } from './service-config.js'
 
 type Endpoint = experimental.Endpoint
@@ -52,8 +53,8 @@ class MeshletPicker implements Picker {
   readonly #ready: ReadonlyMap<string, Leaf>
   readonly #leaves: readonly Leaf[]
   readonly #usable: (e: EndpointState) => boolean
-  /** The picker only reads `tried` (none: grpc-js gives a picker no per-call identity). */
-  static readonly #ctx = { service: '', deadline: Infinity, signal: undefined, attempt: 1, endpoint: undefined, tried: undefined, idempotent: false, perTryTimeout: Infinity, start: 0 }
+  /** The balancer reads `tried` (none: grpc-js gives a picker no per-call identity) and `revision`. */
+  static readonly #ctx: CallContext = { service: '', deadline: Infinity, signal: undefined, attempt: 1, endpoint: undefined, tried: undefined, idempotent: false, revision: undefined, perTryTimeout: Infinity, start: 0 }
 
   constructor(dest: Destination | undefined, ready: ReadonlyMap<string, Leaf>) {
     this.#dest = dest
@@ -66,8 +67,9 @@ class MeshletPicker implements Picker {
     const dest = this.#dest
     let e: EndpointState | undefined
     if (dest !== undefined) {
+      const revision = args.metadata.get(ROUTE_REVISION_KEY)[0]
       try {
-        e = dest.balancer.pick(MeshletPicker.#ctx, this.#usable)
+        e = dest.balancer.pick(typeof revision === 'string' ? { ...MeshletPicker.#ctx, revision } : MeshletPicker.#ctx, this.#usable)
       } catch {
         e = undefined // no endpoint in the core's view: any connected subchannel serves
       }

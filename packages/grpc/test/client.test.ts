@@ -102,15 +102,21 @@ describe('a backend SIGKILLed under load', () => {
     const b = await child('b')
     const { client } = await setup([a, b], {}, ['/meshlet.test.Echo/Put'])
     let ok = 0
+    let okAfterKill = 0
+    let killed = false
     const failures: string[] = []
     const until = Date.now() + 1500
-    setTimeout(() => a.proc.kill('SIGKILL'), 500)
+    setTimeout(() => {
+      a.proc.kill('SIGKILL')
+      killed = true
+    }, 500)
     await Promise.all(
       Array.from({ length: 16 }, async (_, i) => {
         while (Date.now() < until) {
           try {
             await unary(client, { text: 'x' }, { deadline: Date.now() + 3000 }, undefined, i % 2 ? 'Put' : 'Echo')
             ok++
+            if (killed) okAfterKill++
           } catch (err) {
             failures.push(`${(err as grpc.ServiceError).code}: ${(err as Error).message}`)
           }
@@ -118,7 +124,8 @@ describe('a backend SIGKILLed under load', () => {
       }),
     )
     expect(failures).toEqual([])
-    expect(ok).toBeGreaterThan(200)
+    expect(ok).toBeGreaterThan(50)
+    expect(okAfterKill).toBeGreaterThan(20)
   })
 })
 
@@ -132,11 +139,11 @@ describe('deadlines and cancellation from the call scope', () => {
       },
     })
     const { client } = await setup([a])
-    const deadline = Date.now() + 700
+    const deadline = Date.now() + 2000
     await callScope.run({ deadline, signal: undefined }, () => unary(client, { text: 'x' }))
     expect(Number(seen!.header)).toBe(deadline)
-    expect(seen!.deadline).toBeLessThanOrEqual(deadline + 5)
-    expect(seen!.deadline).toBeGreaterThan(Date.now() + 300)
+    // grpc-timeout is relative: the server's deadline drifts later by the transit time.
+    expect(Math.abs(seen!.deadline - deadline)).toBeLessThan(200)
   })
 
   it('the destination timeout applies when nothing shorter is set', async () => {

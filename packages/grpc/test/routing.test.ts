@@ -1,0 +1,74 @@
+/** Routes for gRPC calls: revision splits, header matches, per-rule timeout and fault injection. */
+import { afterEach, describe, expect, it } from 'vitest'
+import * as grpc from '@grpc/grpc-js'
+import { createMesh, type Mesh } from '@meshlet/core'
+import { meshClientOptions, meshTarget, register } from '../src/index.js'
+import { EchoClientCtor, insecure, startBackend, unary, type Backend, type EchoClient } from './fixtures/echo.js'
+
+let cleanup: (() => Promise<unknown> | unknown)[] = []
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c()
+  cleanup = []
+})
+
+async function setup(routes: unknown[]): Promise<{ mesh: Mesh; client: EchoClient; v1: Backend; v2: Backend }> {
+  const v1 = await startBackend('v1')
+  const v2 = await startBackend('v2')
+  cleanup.push(() => v1.server.forceShutdown(), () => v2.server.forceShutdown())
+  const mesh = await createMesh({
+    service: 'web',
+    shutdownSignals: false,
+    services: { echo: { endpoints: [{ url: v1.url, revision: 'v1' }, { url: v2.url, revision: 'v2' }], routes } },
+  } as never)
+  const unregister = register(mesh)
+  const client = new EchoClientCtor(meshTarget('echo'), insecure, meshClientOptions(mesh, 'echo'))
+  cleanup.push(() => mesh.close(), unregister, () => client.close())
+  // Both subchannels connected before counting (until then a split falls back to any revision).
+  for (let i = 0; i < 10; i++) await unary(client, { text: 'warm' })
+  await new Promise((r) => setTimeout(r, 100))
+  v1.calls = v2.calls = 0
+  return { mesh, client, v1, v2 }
+}
+
+describe('routes', () => {
+  it('splits 10,000 calls 90/10 by revision', async () => {
+    const { client, v1, v2 } = await setup([{ split: [{ revision: 'v1', weight: 90 }, { revision: 'v2', weight: 10 }] }])
+    let next = 0
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next++ < 10_000) await unary(client, { text: 'x' })
+      }),
+    )
+    expect(v1.calls + v2.calls).toBe(10_000)
+    expect(Math.abs(v2.calls - 1000)).toBeLessThanOrEqual(20)
+  })
+
+  it('routes by metadata header, and falls through to the next rule', async () => {
+    const { client, v1, v2 } = await setup([
+      { match: { headers: { 'x-canary': '1' } }, split: [{ revision: 'v2', weight: 100 }] },
+      { split: [{ revision: 'v1', weight: 100 }] },
+    ])
+    const canary = new grpc.Metadata()
+    canary.set('x-canary', '1')
+    for (let i = 0; i < 20; i++) expect((await unary(client, { text: 'x' }, {}, canary.clone())).from).toBe('v2')
+    for (let i = 0; i < 20; i++) expect((await unary(client, { text: 'x' })).from).toBe('v1')
+    expect([v1.calls, v2.calls]).toEqual([20, 20])
+  })
+
+  it('applies a rule timeout and injects faults without reaching a backend', async () => {
+    const { client, v1, v2 } = await setup([
+      { match: { path: { prefix: '/meshlet.test.Echo/Put' } }, timeout: '100ms', split: [{ revision: 'v1', weight: 100 }] },
+      { fault: { abort: { status: 503, percent: 100 }, header: 'x-fault' }, split: [{ revision: 'v1', weight: 100 }] },
+    ])
+    const t0 = Date.now()
+    await expect(unary(client, { text: 'x', delayMs: 1000 }, {}, undefined, 'Put')).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED })
+    expect(Date.now() - t0).toBeLessThan(600)
+    const md = new grpc.Metadata()
+    md.set('x-fault', 'yes')
+    const before = v1.calls + v2.calls
+    const err = await unary(client, { text: 'x' }, {}, md).catch((e: grpc.ServiceError) => e)
+    expect(err).toMatchObject({ code: grpc.status.UNAVAILABLE })
+    expect((err as Error).message).toMatch(/Fault injected/)
+    expect(v1.calls + v2.calls).toBe(before)
+  })
+})
