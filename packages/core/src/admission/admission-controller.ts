@@ -53,7 +53,6 @@ export class AdmissionController {
   readonly #shedder: LoadShedder | undefined
   readonly #bucket: TokenBucket | undefined
   readonly #callers: CallerBuckets | undefined
-  #started = false
 
   /** `clock` (ms, monotonic) drives the rate limit and adaptive windows; tests inject one. */
   constructor(service: string, options: AdmissionOptions, metrics: MeshMetrics, clock: Clock = () => performance.now()) {
@@ -67,6 +66,9 @@ export class AdmissionController {
     if (st.shedding !== undefined || st.adaptive !== undefined) this.#shedder = new LoadShedder(st.shedding ?? { eventLoopDelay: Infinity, utilization: Infinity, interval: 100 })
     if (st.rateLimit !== undefined) this.#bucket = new TokenBucket(st.rateLimit.rps, st.rateLimit.burst, clock)
     if (st.perCaller !== undefined) this.#callers = new CallerBuckets(st.perCaller.rps, st.perCaller.burst, clock)
+    // Sampling starts now, not with the first request: the delay histogram ignores its first period,
+    // so a block right after a lazy start would go unseen. Its timers are unref'd; close() stops them.
+    this.#shedder?.start()
   }
 
   /** Whether `acquire` wants the caller described (only a per-caller rate limit does). */
@@ -89,7 +91,6 @@ export class AdmissionController {
    * means it waits in the queue: pass it to `cancel()` if the request goes away meanwhile.
    */
   acquire(path: string, caller: CallerInfo | undefined, deadline: number, waiter: AdmissionWaiter): QueueEntry | undefined {
-    if (!this.#started) this.#start()
     if (this.#isPriority(path)) return void waiter.start(false)
     if (this.#shedder !== undefined && this.settings.shedding !== undefined && this.#shedder.overloaded) {
       return void waiter.refuse(this.#overloaded('overload', `"${this.#service}" is overloaded (event-loop delay ${Math.round(this.#shedder.delay)}ms, utilization ${this.#shedder.utilization.toFixed(2)}) and shed the request before processing it; retry on another instance.`))
@@ -162,11 +163,6 @@ export class AdmissionController {
 
   close(): void {
     this.#shedder?.close()
-  }
-
-  #start(): void {
-    this.#started = true
-    this.#shedder?.start()
   }
 
   /** Exact path or a path under the prefix: `/healthz` matches `/healthz`, `/healthz/live`, `/healthz?full`, not `/healthzz`. */

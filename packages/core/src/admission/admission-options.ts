@@ -47,7 +47,7 @@ export const admissionSchema = s.object(
       callerKey: callerKeyFn('Names the caller for perCaller. Default: the client address. Never a header the caller sets (meshlet-caller is not authenticated).'),
     }),
     shedding: s.object({
-      eventLoopDelay: s.duration({ min: 1, max: 60_000, description: 'Event-loop delay (p99 over an interval) above which requests are shed with 503 + meshlet-rejected. Default 100ms when utilization is not set.' }),
+      eventLoopDelay: s.duration({ min: 1, max: 60_000, description: 'Event-loop delay (the longest in a sampling interval) above which requests are shed with 503 + meshlet-rejected. Default 100ms when utilization is not set.' }),
       utilization: s.number({ min: 0.01, max: 1, description: 'Event-loop utilization (0..1) above which requests are shed.' }),
       interval: s.duration({ min: 10, max: 10_000, description: 'How often load is sampled. Default 100ms.' }),
     }),

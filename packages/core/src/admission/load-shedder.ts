@@ -1,6 +1,6 @@
 /**
- * Overload detection for shedding: event-loop delay (perf_hooks monitorEventLoopDelay, p99 over
- * each sampling interval) and event-loop utilization, compared with thresholds once per interval.
+ * Overload detection for shedding: event-loop delay (perf_hooks monitorEventLoopDelay, the longest
+ * delay in each sampling interval: with ~10 samples per interval a percentile would hide a block) and event-loop utilization, compared with thresholds once per interval.
  * Between samples a late sampler is itself the signal: when the interval timer is overdue by more
  * than the delay threshold, the loop is blocked right now and requests read from the socket after
  * the block are shed before the next sample could say so.
@@ -32,7 +32,7 @@ export class LoadShedder {
     this.#o = options
   }
 
-  /** Event-loop delay of the last interval (p99, ms). */
+  /** Event-loop delay of the last interval (the longest, ms). */
   get delay(): number {
     return this.#delay
   }
@@ -63,7 +63,7 @@ export class LoadShedder {
     const h = this.#histogram
     // The histogram records whole timer periods; the delay is what exceeds the resolution. The
     // sampler's own lateness covers a block longer than the histogram's view of this interval.
-    const histogramDelay = h === undefined || h.count === 0 ? 0 : Math.max(0, h.percentile(99) / 1e6 - RESOLUTION_MS)
+    const histogramDelay = h === undefined || h.count === 0 ? 0 : Math.max(0, h.max / 1e6 - RESOLUTION_MS)
     const late = Math.max(0, now - this.#lastTick - this.#o.interval)
     this.#delay = Math.max(histogramDelay, late)
     h?.reset()
