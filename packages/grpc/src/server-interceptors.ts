@@ -1,12 +1,13 @@
 /**
- * The server interceptor: drain → deadline and trace extraction → telemetry → app. A call is
- * refused before the app sees it when the mesh is draining (UNAVAILABLE with `meshlet-rejected: 1`,
- * so clients retry it elsewhere, whatever the method), when `meshlet-deadline` is malformed
+ * The server interceptor: drain → deadline and trace extraction → admission → telemetry → app. A
+ * call is refused before the app sees it when the mesh is draining or admission control says no
+ * (UNAVAILABLE with `meshlet-rejected: 1`, and `grpc-retry-pushback-ms` for a rate limit, so
+ * clients retry it elsewhere, whatever the method), when `meshlet-deadline` is malformed
  * (INVALID_ARGUMENT) or already past (DEADLINE_EXCEEDED). Admitted calls run the handler in a call
  * scope (the earlier of `meshlet-deadline` and `grpc-timeout`, and the call's cancellation), so
  * outbound HTTP and gRPC calls made for it inherit both; the load report goes in trailing metadata.
  */
-import { callScope, DEADLINE_HEADER, ErrorCodes, extractTraceContext, LOAD_HEADER, MeshletError, REJECTED_HEADER, withTraceContext, type CallScope, type Mesh } from '@meshlet/core'
+import { callScope, DEADLINE_HEADER, ErrorCodes, extractTraceContext, LOAD_HEADER, MeshletError, REJECTED_HEADER, withTraceContext, type AdmissionController, type CallScope, type Mesh, type QueueEntry, type Refusal } from '@meshlet/core'
 import { Metadata, ServerInterceptingCall, status as Status, type ServerInterceptor } from '@grpc/grpc-js'
 import { rpcMetrics } from './grpc-metrics.js'
 
@@ -52,6 +53,12 @@ function deadlineOf(d: Date | number): number {
   return d instanceof Date ? d.getTime() : d
 }
 
+function textHeaders(metadata: Metadata): Record<string, string> {
+  const headers: Record<string, string> = {}
+  for (const [k, v] of Object.entries(metadata.getMap())) if (typeof v === 'string') headers[k] = v
+  return headers
+}
+
 function textValues(values: (string | Buffer)[]): string[] | undefined {
   return values.length === 0 ? undefined : values.map(String)
 }
@@ -66,14 +73,29 @@ export function meshServerInterceptors(mesh: Mesh): ServerInterceptor[] {
     let scope: GrpcCallScope | undefined
     let trace: ReturnType<typeof extractTraceContext>
     let done = false
+    let permit: AdmissionController | undefined
+    let queued: QueueEntry | undefined
     const finish = (code: Status) => {
       if (done) return
       done = true
+      if (queued !== undefined) gate.admission?.cancel(queued)
+      const ms = performance.now() - t0
       if (scope !== undefined) {
         calls.delete(scope)
         gate.leave()
+        permit?.release(ms)
       }
-      metrics.server.record((performance.now() - t0) / 1000, metrics.attributes('s', path, code, undefined))
+      metrics.server.record(ms / 1000, metrics.attributes('s', path, code, undefined))
+    }
+    const refuse = (refusal: Refusal) => {
+      // Refusals made before processing go out as UNAVAILABLE, the one code grpc-js retries for every method.
+      const code = refusal.rejected ? Status.UNAVAILABLE : (STATUS_FOR_HTTP[refusal.status] ?? Status.UNAVAILABLE)
+      const trailers = new Metadata()
+      if (refusal.rejected) trailers.set(REJECTED_HEADER, '1')
+      if (refusal.retryAfter !== undefined) trailers.set('grpc-retry-pushback-ms', String(Math.round(refusal.retryAfter * 1000)))
+      finish(code)
+      // Straight to the transport: this interceptor's own sendStatus would wait for the metadata it holds back.
+      call.sendStatus({ code, details: refusal.error.message, metadata: trailers })
     }
     const inScope = (fn: () => void) => (scope === undefined ? fn() : callScope.run(scope, () => withTraceContext(trace, fn)))
     return new ServerInterceptingCall(call, {
@@ -82,22 +104,31 @@ export function meshServerInterceptors(mesh: Mesh): ServerInterceptor[] {
           onReceiveMetadata(metadata, nextMetadata) {
             if (done) return // cancelled before its metadata was processed: the app never sees it
             const admission = gate.admit(textValues(metadata.get(DEADLINE_HEADER)))
-            if (!admission.ok) {
-              const code = STATUS_FOR_HTTP[admission.status] ?? Status.UNAVAILABLE
-              const trailers = new Metadata()
-              if (admission.rejected) trailers.set(REJECTED_HEADER, '1')
-              finish(code)
-              // Straight to the transport: this interceptor's own sendStatus would wait for the metadata it holds back.
-              call.sendStatus({ code, details: admission.error.message, metadata: trailers })
-              return
+            if (!admission.ok) return refuse(admission)
+            const deadline = Math.min(admission.deadline, deadlineOf(call.getDeadline()))
+            const begin = (control: AdmissionController | undefined) => {
+              permit = control
+              scope = new GrpcCallScope(deadline)
+              calls.add(scope)
+              gate.enter()
+              trace = extractTraceContext(textHeaders(metadata))
+              inScope(() => nextMetadata(metadata))
             }
-            scope = new GrpcCallScope(Math.min(admission.deadline, deadlineOf(call.getDeadline())))
-            calls.add(scope)
-            gate.enter()
-            const headers: Record<string, string> = {}
-            for (const [k, v] of Object.entries(metadata.getMap())) if (typeof v === 'string') headers[k] = v
-            trace = extractTraceContext(headers)
-            inScope(() => nextMetadata(metadata))
+            const control = gate.admission
+            if (control === undefined) return begin(undefined)
+            const caller = control.wantsCaller ? { headers: textHeaders(metadata), remoteAddress: call.getConnectionInfo().remoteAddress } : undefined
+            queued = control.acquire(path, caller, deadline, {
+              start: (withPermit) => {
+                queued = undefined
+                // The client left while the call waited: give the permit straight back.
+                if (done) return withPermit ? control.release(0) : undefined
+                begin(withPermit ? control : undefined)
+              },
+              refuse: (refusal) => {
+                queued = undefined
+                if (!done) refuse(refusal)
+              },
+            })
           },
           onReceiveMessage(message, nextMessage) {
             inScope(() => nextMessage(message))
