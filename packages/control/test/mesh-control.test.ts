@@ -192,6 +192,30 @@ describe('mesh with a control endpoint', () => {
     expect(late.inspect().control?.lease).toBeNull()
   })
 
+  it('cold start: a call to a service with no instance waits for the first one, or fails with NO_ENDPOINT at its deadline', async () => {
+    const control = await startTestControl()
+    closers.push(() => control.close())
+    const admin = new ControlClient({ url: control.url, token: ADMIN })
+    await admin.put(policy('payments', { timeout: '10s' }) as never) // the service is known, scaled to zero
+    const web = await mesh({ service: 'web', control: control.url, token: JOIN })
+    const agent = meshAgent(web)
+    closers.push(() => agent.close())
+    expect(web.destination('payments')?.balancer.empty).toBe(true)
+
+    const t0 = Date.now()
+    const waiting = get(agent) // dispatched now, with no endpoint: it waits
+    await payments(control.url, 'first')
+    expect(await waiting).toEqual({ status: 200, body: 'first' })
+    expect(Date.now() - t0).toBeLessThan(10_000)
+
+    await admin.put(policy('orders', { timeout: '300ms' }) as never)
+    await vi.waitFor(() => expect(web.destination('orders')).toBeDefined(), { timeout: 5000 })
+    const t1 = Date.now()
+    const err = await agent.request({ origin: 'http://orders', path: '/', method: 'GET' }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'MESHLET_ERR_NO_ENDPOINT' })
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(250)
+  })
+
   it('rejects unknown mesh options for the control client with field paths', async () => {
     await expect(createMesh({ service: 'web', control: 'ftp://x', token: '' } as never)).rejects.toThrow(/control[\s\S]*token/)
   })

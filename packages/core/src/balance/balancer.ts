@@ -13,6 +13,9 @@ import type { MeshMetrics } from '../telemetry/metrics.js'
 import { EndpointState } from './endpoint-state.js'
 import { strategyFor, type PickStrategy } from './balancer-strategies.js'
 
+/** Calls that may wait for a first endpoint at once; more fail at once with NO_ENDPOINT. */
+const MAX_COLD_WAITERS = 1000
+
 export interface EndpointSnapshot {
   url: string
   zone: string | undefined
@@ -42,6 +45,8 @@ export class Balancer {
   readonly #timers = new Set<NodeJS.Timeout>()
   #sweep: NodeJS.Timeout | undefined
   #closed = false
+  /** Calls waiting for a first endpoint (cold start), woken in arrival order. */
+  readonly #waiters = new Set<(ok: boolean) => void>()
 
   constructor(service: string, policy: BalancerPolicy, outlier: OutlierPolicy | false, zone: string | undefined, metrics: MeshMetrics) {
     this.service = service
@@ -77,6 +82,32 @@ export class Balancer {
 
   get size(): number {
     return this.#endpoints.size
+  }
+
+  /** True when discovery knows no endpoint at all (not merely none ready). */
+  get empty(): boolean {
+    return this.#endpoints.size === 0
+  }
+
+  /**
+   * Resolves when the first endpoint appears; rejects with `noEndpoint` (the caller's error) at the
+   * deadline or on `signal`, or at once when MAX_COLD_WAITERS calls are already waiting.
+   */
+  waitForEndpoint(deadline: number, signal: AbortSignal | undefined, noEndpoint: Error): Promise<void> {
+    if (this.#waiters.size >= MAX_COLD_WAITERS || !Number.isFinite(deadline) || this.#closed) return Promise.reject(noEndpoint)
+    return new Promise((resolve, reject) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.#waiters.delete(done)
+        if (ok) resolve()
+        else reject(noEndpoint)
+      }
+      const onAbort = () => done(false)
+      const timer = setTimeout(onAbort, Math.max(0, deadline - Date.now()))
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#waiters.add(done)
+    })
   }
 
   applyChanges(changes: readonly EndpointChange[]): void {
@@ -165,6 +196,7 @@ export class Balancer {
 
   async close(): Promise<void> {
     this.#closed = true
+    for (const w of [...this.#waiters]) w(false)
     clearInterval(this.#sweep)
     for (const t of this.#timers) clearTimeout(t)
     this.#timers.clear()
@@ -218,6 +250,7 @@ export class Balancer {
       if (this.#zone !== undefined && e.address.zone === this.#zone) local.push(e)
     }
     this.#ready = Object.freeze(local.length > 0 ? local : ready)
+    if (ready.length > 0 && this.#waiters.size > 0) for (const w of [...this.#waiters]) w(true)
   }
 
   #noEndpoint(): MeshletError {

@@ -6,6 +6,7 @@
 import CircuitBreaker from 'opossum'
 import pRetry, { AbortError } from 'p-retry'
 import type { Balancer } from '../balance/balancer.js'
+import type { EndpointState } from '../balance/endpoint-state.js'
 import type { BreakerPolicy, RetryPolicy } from '../config/mesh-options.js'
 import { deadlineExceeded } from '../deadline/call-scope.js'
 import { ErrorCodes, isMeshletError, MeshletError } from '../errors.js'
@@ -244,13 +245,7 @@ export function breakerFilter<Req, Res>(breaker: CircuitBreaker, protocol: Clien
 /** Picks the endpoint, tracks in-flight, and feeds latency and outcome back to the balancer. */
 export function balanceFilter<Req, Res>(balancer: Balancer, protocol: ClientProtocol<Req, Res>): Filter<Req, Res> {
   const classifier = protocol.classifier
-  return (req, ctx, next) => {
-    let e
-    try {
-      e = balancer.pick(ctx)
-    } catch (err) {
-      return Promise.reject(err)
-    }
+  const attempt = (req: Req, ctx: CallContext, next: Service<Req, Res>, e: EndpointState): Promise<Res> => {
     if (ctx.endpoint !== undefined) (ctx.tried ??= []).push(ctx.endpoint)
     ctx.endpoint = e
     e.inflight++
@@ -269,5 +264,17 @@ export function balanceFilter<Req, Res>(balancer: Balancer, protocol: ClientProt
         throw err
       },
     )
+  }
+  return (req, ctx, next) => {
+    let e
+    try {
+      e = balancer.pick(ctx)
+    } catch (err) {
+      // Cold start (Knative's activator, in process): with no endpoint at all, wait within the
+      // deadline, in a bounded queue, for the first one to appear instead of failing at once.
+      if (!balancer.empty) return Promise.reject(err)
+      return balancer.waitForEndpoint(ctx.deadline, ctx.signal, err as Error).then(() => attempt(req, ctx, next, balancer.pick(ctx)))
+    }
+    return attempt(req, ctx, next, e)
   }
 }
