@@ -52,7 +52,7 @@ export class Balancer {
     this.service = service
     this.#policy = policy
     this.#outlier = outlier
-    this.#strategy = strategyFor(policy.type, policy.decay)
+    this.#strategy = strategyFor(policy.type, policy.decay, policy.loadFactor)
     this.#zone = zone
     this.#metrics = metrics
     this.#startSweep()
@@ -63,7 +63,7 @@ export class Balancer {
    * in-flight, current ejections) is kept; new picks use the new rule at once.
    */
   configure(policy: BalancerPolicy, outlier: OutlierPolicy | false): void {
-    if (policy.type !== this.#policy.type || policy.decay !== this.#policy.decay) this.#strategy = strategyFor(policy.type, policy.decay)
+    if (policy.type !== this.#policy.type || policy.decay !== this.#policy.decay) this.#strategy = strategyFor(policy.type, policy.decay, policy.loadFactor)
     this.#policy = policy
     const interval = this.#outlier ? this.#outlier.interval : undefined
     this.#outlier = outlier
@@ -151,7 +151,7 @@ export class Balancer {
       const fresh = ready.filter((e) => !tried.includes(e))
       if (fresh.length > 0) ready = fresh
     }
-    return this.#strategy(ready, performance.now())
+    return this.#strategy(ready, performance.now(), ctx.hashKey)
   }
 
   /** Feeds one attempt's outcome into latency, failure counts and outlier detection. */
@@ -169,6 +169,11 @@ export class Balancer {
     // A failure is charged at least the penalty, so an endpoint that fails fast does not look fast.
     e.observe(Math.max(rttMs, this.#policy.failurePenalty), performance.now(), this.#policy.decay)
     if (this.#outlier && e.ejectedUntil === 0 && e.consecutiveFailures >= this.#outlier.consecutiveFailures) this.#eject(e, this.#outlier)
+  }
+
+  /** The request header that keys a ring-hash pick, when this destination balances by one. */
+  get hashHeader(): string | undefined {
+    return this.#policy.type === 'ring-hash' ? this.#policy.hashHeader : undefined
   }
 
   /** Records the load a server reported (utilization 0..1). */

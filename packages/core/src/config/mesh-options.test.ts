@@ -272,7 +272,7 @@ describe('resolvePolicy', () => {
     expect(p.timeout).toBe(10_000)
     expect(p.retries).toEqual({ attempts: 3, perTryTimeout: Infinity, backoffBase: 25, backoffMax: 1000, budgetPercent: 5, budgetMinPerSecond: 10, budgetTtl: 10_000 })
     expect(p.breaker).toEqual({ errorThreshold: 25, volumeThreshold: 20, window: 20_000, resetTimeout: 5000 })
-    expect(p.balancer).toEqual({ type: 'round-robin', decay: 10_000, failurePenalty: 1000 })
+    expect(p.balancer).toEqual({ type: 'round-robin', decay: 10_000, failurePenalty: 1000, loadFactor: 1.25 })
     expect(p.outlier).toEqual(DEFAULT_POLICY.outlier)
   })
 
@@ -302,6 +302,6 @@ describe('resolvePolicy', () => {
 
   it('merges a balancer object over a string type', () => {
     const p = resolvePolicy({ balancer: { type: 'least-request', failurePenalty: 250 } }, { balancer: 'round-robin' })
-    expect(p.balancer).toEqual({ type: 'round-robin', decay: 10_000, failurePenalty: 250 })
+    expect(p.balancer).toEqual({ type: 'round-robin', decay: 10_000, failurePenalty: 250, loadFactor: 1.25 })
   })
 })

@@ -13,7 +13,7 @@ export const NAME_HINT = 'a DNS label (lowercase letters, digits and "-", at mos
 const ENDPOINT = /^(https?|dns):\/\/[^\s/?#]+\/?$/
 const ENDPOINT_HINT = 'an endpoint URL like "http://127.0.0.1:3001", "https://10.0.0.7:8443" or "dns://payments.internal:8080" (scheme, host and port; no path)'
 
-export const balancerTypes = ['p2c-peak-ewma', 'round-robin', 'least-request'] as const
+export const balancerTypes = ['p2c-peak-ewma', 'round-robin', 'least-request', 'ring-hash'] as const
 export type BalancerType = (typeof balancerTypes)[number]
 
 const retriesSchema = s.object({
@@ -49,6 +49,8 @@ const balancerSchema = s.either(
       type: s.oneOf(balancerTypes),
       decay: s.duration({ min: 1, description: 'Peak-EWMA decay time. Default 10s.' }),
       failurePenalty: s.duration({ min: 0, description: 'Latency charged for a failure, so fast failures do not attract traffic. Default 1s.' }),
+      hashHeader: s.string({ pattern: /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/, patternHint: 'a lowercase HTTP header name', description: 'ring-hash: the request header whose value picks the endpoint (cache affinity).' }),
+      loadFactor: s.number({ min: 1, max: 10, description: 'ring-hash: an endpoint takes at most this times the average in-flight load before keys spill to the next one (bounded load). Default 1.25.' }),
     },
     { required: ['type'] },
   ),
@@ -125,7 +127,7 @@ export interface RetryPolicy {
 }
 export interface BreakerPolicy { errorThreshold: number; volumeThreshold: number; window: number; resetTimeout: number }
 export interface OutlierPolicy { consecutiveFailures: number; interval: number; baseEjectionTime: number; maxEjectionTime: number; maxEjectionPercent: number }
-export interface BalancerPolicy { type: BalancerType; decay: number; failurePenalty: number }
+export interface BalancerPolicy { type: BalancerType; decay: number; failurePenalty: number; hashHeader?: string | undefined; loadFactor: number }
 
 /** The effective, fully defaulted policy of one destination. */
 export interface ServicePolicy {
@@ -139,7 +141,7 @@ export interface ServicePolicy {
 export const DEFAULT_POLICY: ServicePolicy = Object.freeze({
   timeout: 15_000,
   retries: { attempts: 2, perTryTimeout: Infinity, backoffBase: 25, backoffMax: 250, budgetPercent: 20, budgetMinPerSecond: 10, budgetTtl: 10_000 },
-  balancer: { type: 'p2c-peak-ewma', decay: 10_000, failurePenalty: 1000 },
+  balancer: { type: 'p2c-peak-ewma', decay: 10_000, failurePenalty: 1000, loadFactor: 1.25 },
   breaker: { errorThreshold: 50, volumeThreshold: 20, window: 10_000, resetTimeout: 5000 },
   outlier: { consecutiveFailures: 5, interval: 10_000, baseEjectionTime: 30_000, maxEjectionTime: 300_000, maxEjectionPercent: 50 },
 }) as ServicePolicy

@@ -266,6 +266,8 @@ export function balanceFilter<Req, Res>(balancer: Balancer, protocol: ClientProt
     )
   }
   return (req, ctx, next) => {
+    const hashHeader = balancer.hashHeader
+    if (hashHeader !== undefined && protocol.requestInfo !== undefined) ctx.hashKey = protocol.requestInfo(req).header(hashHeader)
     let e
     try {
       e = balancer.pick(ctx)

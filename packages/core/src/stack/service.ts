@@ -21,6 +21,8 @@ export interface CallContext {
   idempotent: boolean
   /** The revision a route chose for this call; the balancer prefers its endpoints. */
   revision?: string | undefined
+  /** The key of a ring-hash pick (a request header's value). */
+  hashKey?: string | undefined
   /** Longest wait for one attempt's response headers, ms; Infinity when only the deadline bounds it. */
   perTryTimeout: number
   /** performance.now() when the call started. */
