@@ -12,7 +12,7 @@ import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/s
 import { rpcMetrics } from './grpc-metrics.js'
 import { grpcClassifier, type CallOutcome } from './grpc-status.js'
 import { registrationOf } from './registry.js'
-import { ROUTE_REVISION_KEY, statusForHttp } from './routing.js'
+import { ROUTE_REVISION_KEY, STREAMING_KEY, statusForHttp } from './routing.js'
 
 type Deadline = CallOptions['deadline']
 
@@ -107,6 +107,7 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
     const dest = mesh.destination(service)
     if (dest === undefined) return new InterceptingCall(nextCall(options))
     const path = options.method_definition.path
+    const streaming = options.method_definition.requestStream || options.method_definition.responseStream
     const ctx = dest.newContext(isIdempotentPath(registrationOf(mesh)?.idempotent, path))
     let deadline = Math.min(ctx.deadline, deadlineMs(options.deadline))
     const t0 = performance.now()
@@ -152,6 +153,7 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
         return call.fail(listener, Status.CANCELLED, `Call to "${service}" was not sent: the inbound request it was made for was cancelled.`)
       }
       if (deadline !== Infinity) metadata.set(DEADLINE_HEADER, String(deadline))
+      if (streaming) metadata.set(STREAMING_KEY, '1')
       const carrier: Record<string, string> = {}
       injectTraceContext(carrier)
       for (const k in carrier) metadata.set(k, carrier[k]!)

@@ -4,11 +4,11 @@
  * ejection, zone preference, reported load) which endpoint takes the call, among those whose
  * subchannel is READY. Each attempt's status, latency and load report are fed back to the balancer.
  */
-import { LOAD_HEADER, parseLoadHeader, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
+import { Classification, LOAD_HEADER, parseLoadHeader, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
 import { connectivityState as ConnectivityState, experimental, type ChannelOptions } from '@grpc/grpc-js'
 import { classifyStatus } from './grpc-status.js'
 import { DESTINATION_ARG } from './resolver-meshlet.js'
-import { ROUTE_REVISION_KEY } from './routing.js'
+import { ROUTE_REVISION_KEY, STREAMING_KEY } from './routing.js'
 import { LB_POLICY_NAME } from './service-config.js'
 
 type Endpoint = experimental.Endpoint
@@ -80,6 +80,8 @@ class MeshletPicker implements Picker {
     }
     const result = leaf.getPicker().pick(args)
     if (result.pickResultType !== experimental.PickResultType.COMPLETE) return result
+    const streaming = args.metadata.get(STREAMING_KEY).length > 0
+    if (streaming) args.metadata.remove(STREAMING_KEY)
     const balancer = dest.balancer
     const started = result.onCallStarted
     const ended = result.onCallEnded
@@ -93,7 +95,10 @@ class MeshletPicker implements Picker {
       },
       onCallEnded: (code, details, metadata) => {
         e.inflight--
-        balancer.record(e, classifyStatus(code), performance.now() - t0)
+        const cls = classifyStatus(code)
+        // A stream's outcome counts, its duration is no latency sample.
+        if (streaming && cls === Classification.Success) balancer.record(e, Classification.Ignorable, 0)
+        else balancer.record(e, cls, streaming ? 0 : performance.now() - t0)
         const load = parseLoadHeader(metadata?.get(LOAD_HEADER)[0] as string | undefined)
         if (load !== undefined) balancer.reportLoad(e, load)
         ended?.(code, details, metadata)

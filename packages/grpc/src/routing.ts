@@ -1,4 +1,4 @@
-/** What routing needs on the gRPC side: the routed revision's carrier and HTTP → gRPC statuses. */
+/** What the interceptor tells the picker through metadata, and HTTP → gRPC statuses for route faults. */
 import { status as Status } from '@grpc/grpc-js'
 
 /**
@@ -6,6 +6,12 @@ import { status as Status } from '@grpc/grpc-js'
  * (grpc-js gives a picker the call's metadata and nothing else); it also tells the server.
  */
 export const ROUTE_REVISION_KEY = 'meshlet-revision'
+
+/**
+ * Metadata key marking a streaming call for the picker, which removes it before the call goes out:
+ * a stream's lifetime is no latency sample (it would make its endpoint look slow for minutes).
+ */
+export const STREAMING_KEY = 'meshlet-streaming'
 
 /** HTTP status → gRPC code, as grpc/grpc doc/http-grpc-status-mapping.md maps them. */
 export function statusForHttp(http: number): Status {

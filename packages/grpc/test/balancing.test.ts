@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import * as grpc from '@grpc/grpc-js'
 import { createMesh, type Mesh } from '@meshlet/core'
 import { meshClientOptions, meshTarget, register } from '../src/index.js'
-import { EchoClientCtor, insecure, startBackend, unary, type Backend, type EchoClient } from './fixtures/echo.js'
+import { echoDefinition, EchoClientCtor, insecure, startBackend, unary, type Backend, type EchoClient } from './fixtures/echo.js'
 
 let cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -43,7 +43,7 @@ describe('meshlet:/// resolver and LB policy', () => {
   })
 
   it('avoids a slow backend (P2C peak-EWMA)', async () => {
-    const slow = await startBackend('slow', { handler: async (req) => (await new Promise((r) => setTimeout(r, 60)), { from: 'slow', text: req.text }) })
+    const slow = await startBackend('slow', { handler: async (req) => (await new Promise((r) => setTimeout(r, 200)), { from: 'slow', text: req.text }) })
     const fast = await startBackend('fast')
     const { client } = await setup([slow, fast])
     const counts: Record<string, number> = { slow: 0, fast: 0 }
@@ -65,5 +65,38 @@ describe('meshlet:/// resolver and LB policy', () => {
     a.calls = 0
     await unary(client, { text: 'x' }).catch(() => undefined)
     expect(a.calls).toBe(1)
+  })
+})
+
+describe('streams', () => {
+  it('a long server stream is no latency sample, and the marker does not reach the server', async () => {
+    const a = await startBackend('a')
+    const { mesh, client } = await setup([a])
+    const seen: string[] = []
+    a.server.removeService(echoDefinition)
+    a.server.addService(echoDefinition, {
+      Echo: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { from: 'a' }),
+      Put: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { from: 'a' }),
+      Watch: async (call: grpc.ServerWritableStream<{ count: number }, unknown>) => {
+        seen.push(...Object.keys(call.metadata.getMap()))
+        for (let i = 0; i < 5; i++) {
+          call.write({ from: 'a' })
+          await new Promise((r) => setTimeout(r, 80))
+        }
+        call.end()
+      },
+    })
+    const messages = await new Promise<number>((resolve, reject) => {
+      let n = 0
+      const stream = client.Watch({ text: 'x', count: 5 })
+      stream.on('data', () => n++)
+      stream.on('error', reject)
+      stream.on('end', () => resolve(n))
+    })
+    expect(messages).toBe(5)
+    expect(seen).not.toContain('meshlet-streaming')
+    const ep = mesh.inspect().destinations.echo!.endpoints[0]!
+    expect(ep.requests).toBe(1)
+    expect(ep.latencyMs).toBeLessThan(100)
   })
 })
