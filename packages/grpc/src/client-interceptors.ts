@@ -12,6 +12,7 @@ import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/s
 import { rpcMetrics } from './grpc-metrics.js'
 import { grpcClassifier, type CallOutcome } from './grpc-status.js'
 import { registrationOf } from './registry.js'
+import { MESH_ARG } from './resolver-meshlet.js'
 import { ROUTE_REVISION_KEY, STREAMING_KEY, statusForHttp } from './routing.js'
 
 type Deadline = CallOptions['deadline']
@@ -194,11 +195,13 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
 
 /**
  * Client options for `new Client('meshlet:///<service>', credentials, options)`: the mesh's
- * interceptors first, then any in `options`.
+ * interceptors first, then any in `options`; the target resolves through this mesh (call
+ * register(mesh) first).
  */
 export function meshClientOptions(mesh: Mesh, service: string, options: ClientOptions = {}): ClientOptions {
   if (options.interceptor_providers?.length) throw new TypeError('meshClientOptions: pass `interceptors`, not `interceptor_providers` (grpc-js allows only one of the two).')
-  return { ...options, interceptors: [...meshInterceptors(mesh, service), ...(options.interceptors ?? [])] }
+  const reg = registrationOf(mesh)
+  return { ...options, ...(reg !== undefined ? { [MESH_ARG]: reg.id } : {}), interceptors: [...meshInterceptors(mesh, service), ...(options.interceptors ?? [])] }
 }
 
 /**

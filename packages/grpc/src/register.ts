@@ -29,7 +29,7 @@ export function register(mesh: Mesh, options: RegisterOptions = {}): () => void 
     experimental.registerLoadBalancerType(LB_POLICY_NAME, MeshletLoadBalancer, MeshletLoadBalancingConfig)
     installed = true
   }
-  return addRegistration({ mesh, idempotent: [...(options.idempotent ?? [])] })
+  return addRegistration(mesh, [...(options.idempotent ?? [])])
 }
 
 /** The target for a mesh service: `meshlet:///payments`. */

@@ -1,11 +1,14 @@
 /**
  * The meshes `register()` made known to grpc-js. Resolver and LB types are global in grpc-js, so
- * they are registered once; targets pick their mesh by authority (`meshlet://<mesh service>/...`)
- * or take the one registered last (`meshlet:///...`).
+ * they are registered once. A target resolves through the mesh its client options name
+ * (meshClientOptions), else the one its authority names (`meshlet://<mesh service>/...`), else the
+ * one registered last.
  */
 import type { Mesh } from '@meshlet/core'
 
 export interface Registration {
+  /** Names the registration in a channel option, so a client made with meshClientOptions(mesh) resolves through `mesh`. */
+  readonly id: string
   readonly mesh: Mesh
   /** Methods (`/pkg.Service/Method`) or services (`pkg.Service`) whose calls may be repeated. */
   readonly idempotent: readonly string[]
@@ -13,7 +16,10 @@ export interface Registration {
 
 const registrations: Registration[] = []
 
-export function addRegistration(r: Registration): () => void {
+let counter = 0
+
+export function addRegistration(mesh: Mesh, idempotent: readonly string[]): () => void {
+  const r: Registration = { id: `${mesh.service}#${++counter}`, mesh, idempotent }
   registrations.push(r)
   return () => {
     const i = registrations.indexOf(r)
@@ -21,7 +27,11 @@ export function addRegistration(r: Registration): () => void {
   }
 }
 
-export function lookupRegistration(authority: string | undefined): Registration | undefined {
+export function lookupRegistration(authority: string | undefined, id?: unknown): Registration | undefined {
+  if (typeof id === 'string') {
+    const r = registrations.find((x) => x.id === id)
+    if (r !== undefined) return r
+  }
   for (let i = registrations.length - 1; i >= 0; i--) {
     const r = registrations[i]!
     if (!authority || r.mesh.service === authority) return r

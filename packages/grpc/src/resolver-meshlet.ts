@@ -1,6 +1,6 @@
 /**
- * The `meshlet` name resolver: `meshlet:///payments` (the mesh registered last) or
- * `meshlet://<mesh service>/payments` (a given registered mesh) resolves to the endpoints of the
+ * The `meshlet` name resolver: `meshlet:///payments` resolves (through the mesh named by the
+ * client options, the authority, or else the one registered last) to the endpoints of the
  * mesh destination `payments`, follows its discovery live, and hands the destination and the
  * service config generated from its policy to the meshlet LB policy.
  */
@@ -12,6 +12,8 @@ import { serviceConfigFor } from './service-config.js'
 
 /** Channel argument carrying the destination to the LB policy; the prefix keeps it out of subchannel keys. */
 export const DESTINATION_ARG = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.meshlet.destination`
+/** Channel option naming the registration to resolve through (set by meshClientOptions). */
+export const MESH_ARG = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.meshlet.mesh`
 
 type Endpoint = experimental.Endpoint
 
@@ -29,15 +31,17 @@ export function endpointOf(url: string): Endpoint {
 export class MeshletResolver implements experimental.Resolver {
   readonly #target: experimental.GrpcUri
   readonly #listener: experimental.ResolverListener
+  readonly #meshId: unknown
   #scheduled = false
   #destroyed = false
   readonly #onChange = (message: unknown): void => {
     if ((message as { service?: string }).service === serviceOf(this.#target)) this.#schedule()
   }
 
-  constructor(target: experimental.GrpcUri, listener: experimental.ResolverListener, _options: ChannelOptions) {
+  constructor(target: experimental.GrpcUri, listener: experimental.ResolverListener, options: ChannelOptions) {
     this.#target = target
     this.#listener = listener
+    this.#meshId = options[MESH_ARG]
     diagnosticsChannels.endpointsChanged.subscribe(this.#onChange)
     diagnosticsChannels.configApplied.subscribe(this.#onChange)
   }
@@ -69,7 +73,7 @@ export class MeshletResolver implements experimental.Resolver {
 
   async #resolve(): Promise<void> {
     const service = serviceOf(this.#target)
-    const reg = lookupRegistration(this.#target.authority)
+    const reg = lookupRegistration(this.#target.authority, this.#meshId)
     const fail = (details: string) => {
       if (!this.#destroyed) this.#listener(experimental.statusOrFromError({ code: Status.UNAVAILABLE, details }), {}, null, details)
     }

@@ -100,3 +100,21 @@ describe('streams', () => {
     expect(ep.latencyMs).toBeLessThan(100)
   })
 })
+
+describe('several meshes in one process', () => {
+  it('a client made with meshClientOptions(mesh) resolves through that mesh, not the one registered last', async () => {
+    const a = await startBackend('a')
+    const b = await startBackend('b')
+    const meshA = await createMesh({ service: 'web-a', shutdownSignals: false, services: { echo: { endpoints: [a.url] } } })
+    const meshB = await createMesh({ service: 'web-b', shutdownSignals: false, services: { echo: { endpoints: [b.url] } } })
+    const offA = register(meshA)
+    const offB = register(meshB)
+    const clientA = new EchoClientCtor(meshTarget('echo'), insecure, meshClientOptions(meshA, 'echo'))
+    const clientB = new EchoClientCtor(meshTarget('echo'), insecure, meshClientOptions(meshB, 'echo'))
+    const byAuthority = new EchoClientCtor('meshlet://web-a/echo', insecure)
+    cleanup.push(() => a.close(), () => b.close(), () => meshA.close(), () => meshB.close(), offA, offB, () => clientA.close(), () => clientB.close(), () => byAuthority.close())
+    expect((await unary(clientA, { text: 'x' })).from).toBe('a')
+    expect((await unary(clientB, { text: 'x' })).from).toBe('b')
+    expect((await unary(byAuthority, { text: 'x' })).from).toBe('a')
+  })
+})
