@@ -5,7 +5,7 @@
  * context, goes through the destination's breaker, and records `rpc.client.call.duration`.
  * A call that has no time left, or meets an open breaker, fails without a network write.
  */
-import { DEADLINE_HEADER, ErrorCodes, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Mesh, type RequestInfo } from '@meshlet/core'
+import { DEADLINE_HEADER, ErrorCodes, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Destination, type Filter, type Mesh, type RequestInfo } from '@meshlet/core'
 import { InterceptingCall, Metadata, status as Status, type CallOptions, type ClientOptions, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js'
 import type { InterceptingCallInterface, NextCall } from '@grpc/grpc-js/build/src/client-interceptors.js'
 import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
@@ -37,6 +37,13 @@ export function isIdempotentPath(list: readonly string[] | undefined, path: stri
 
 /** A protocol shape for the core's breaker filter: only the classifier is read. */
 const breakerProtocol = { classifier: grpcClassifier } as unknown as ClientProtocol<unknown, CallOutcome>
+/** One filter per breaker (a destination replaces its breaker when the settings change). */
+const breakerFilters = new WeakMap<object, Filter<unknown, CallOutcome>>()
+function breakerFilterOf(breaker: NonNullable<Destination['breaker']>): Filter<unknown, CallOutcome> {
+  let f = breakerFilters.get(breaker)
+  if (f === undefined) breakerFilters.set(breaker, (f = breakerFilter(breaker, breakerProtocol)))
+  return f
+}
 
 type Go = (metadata: Metadata, listener: Partial<InterceptingListener>, start: (real: InterceptingCallInterface) => void) => void
 
@@ -181,7 +188,7 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
       }
       const breaker = dest.breaker
       if (breaker === undefined) return void send()
-      breakerFilter(breaker, breakerProtocol)(null, ctx, send).catch((err: unknown) => {
+      breakerFilterOf(breaker)(null, ctx, send).catch((err: unknown) => {
         if (real !== undefined) return
         record(Status.UNAVAILABLE)
         const open = isMeshletError(err) && err.code === ErrorCodes.BREAKER_OPEN
