@@ -52,15 +52,16 @@ class MeshletPicker implements Picker {
   readonly #dest: Destination | undefined
   readonly #ready: ReadonlyMap<string, Leaf>
   readonly #leaves: readonly Leaf[]
-  readonly #usable: (e: EndpointState) => boolean
+  /** Undefined while every endpoint is connected: the balancer then filters nothing. */
+  readonly #usable: ((e: EndpointState) => boolean) | undefined
   /** The balancer reads `tried` (none: grpc-js gives a picker no per-call identity) and `revision`. */
   static readonly #ctx: CallContext = { service: '', deadline: Infinity, signal: undefined, attempt: 1, endpoint: undefined, tried: undefined, idempotent: false, revision: undefined, perTryTimeout: Infinity, start: 0 }
 
-  constructor(dest: Destination | undefined, ready: ReadonlyMap<string, Leaf>) {
+  constructor(dest: Destination | undefined, ready: ReadonlyMap<string, Leaf>, allReady: boolean) {
     this.#dest = dest
     this.#ready = ready
     this.#leaves = [...ready.values()]
-    this.#usable = (e) => ready.has(keyOfState(e))
+    this.#usable = allReady ? undefined : (e) => ready.has(keyOfState(e))
   }
 
   pick(args: PickArgs): PickResult {
@@ -164,7 +165,7 @@ export class MeshletLoadBalancer implements experimental.LoadBalancer {
       if (s === ConnectivityState.READY) ready.set(key, leaf)
       else if (s === ConnectivityState.CONNECTING) connecting = true
     }
-    if (ready.size > 0) this.#setState(ConnectivityState.READY, new MeshletPicker(this.#dest, ready), null)
+    if (ready.size > 0) this.#setState(ConnectivityState.READY, new MeshletPicker(this.#dest, ready, ready.size === this.#leaves.size), null)
     else if (connecting) this.#setState(ConnectivityState.CONNECTING, new experimental.QueuePicker(this), null)
     else {
       const details = `meshlet: no connection to any endpoint. Last error: ${this.#lastError}`
