@@ -31,6 +31,10 @@ export class MeshletLoadBalancingConfig implements experimental.TypedLoadBalanci
   }
 }
 
+function textOf(v: string | Buffer | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined
+}
+
 function keyOfEndpoint(e: Endpoint): string {
   const a = e.addresses[0] as { host?: string; port?: number; path?: string } | undefined
   return a === undefined ? '' : a.path ?? `${a.host}|${a.port}`
@@ -54,7 +58,7 @@ class MeshletPicker implements Picker {
   readonly #leaves: readonly Leaf[]
   /** Undefined while every endpoint is connected: the balancer then filters nothing. */
   readonly #usable: ((e: EndpointState) => boolean) | undefined
-  /** The balancer reads `tried` (none: grpc-js gives a picker no per-call identity) and `revision`. */
+  /** The balancer reads `tried` (none: grpc-js gives a picker no per-call identity), `revision` and `hashKey`. */
   static readonly #ctx: CallContext = { service: '', deadline: Infinity, signal: undefined, attempt: 1, endpoint: undefined, tried: undefined, idempotent: false, revision: undefined, perTryTimeout: Infinity, start: 0 }
 
   constructor(dest: Destination | undefined, ready: ReadonlyMap<string, Leaf>, allReady: boolean) {
@@ -68,9 +72,12 @@ class MeshletPicker implements Picker {
     const dest = this.#dest
     let e: EndpointState | undefined
     if (dest !== undefined) {
-      const revision = args.metadata.get(ROUTE_REVISION_KEY)[0]
+      // What a pick reads from the call: the routed revision, and the ring-hash key (a metadata value).
+      const revision = textOf(args.metadata.get(ROUTE_REVISION_KEY)[0])
+      const hashHeader = dest.balancer.hashHeader
+      const hashKey = hashHeader === undefined ? undefined : textOf(args.metadata.get(hashHeader)[0])
       try {
-        e = dest.balancer.pick(typeof revision === 'string' ? { ...MeshletPicker.#ctx, revision } : MeshletPicker.#ctx, this.#usable)
+        e = dest.balancer.pick(revision === undefined && hashKey === undefined ? MeshletPicker.#ctx : { ...MeshletPicker.#ctx, revision, hashKey }, this.#usable)
       } catch {
         e = undefined // no endpoint in the core's view: any connected subchannel serves
       }

@@ -118,3 +118,21 @@ describe('several meshes in one process', () => {
     expect((await unary(byAuthority, { text: 'x' })).from).toBe('a')
   })
 })
+
+describe('ring-hash', () => {
+  it('keeps calls with the same key metadata on one backend', async () => {
+    const backends = await Promise.all(['a', 'b', 'c'].map((id) => startBackend(id)))
+    const { client } = await setup(backends, { balancer: { type: 'ring-hash', hashHeader: 'x-user' } })
+    const owners = new Map<string, Set<string>>()
+    for (let round = 0; round < 5; round++) {
+      for (let u = 0; u < 30; u++) {
+        const md = new grpc.Metadata()
+        md.set('x-user', `user-${u}`)
+        const from = (await unary(client, { text: 'x' }, {}, md)).from
+        owners.set(`user-${u}`, (owners.get(`user-${u}`) ?? new Set()).add(from))
+      }
+    }
+    expect([...owners.values()].every((s) => s.size === 1)).toBe(true)
+    expect(new Set([...owners.values()].map((s) => [...s][0])).size).toBeGreaterThan(1)
+  })
+})
