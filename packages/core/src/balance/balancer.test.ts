@@ -9,7 +9,7 @@ import { Balancer } from './balancer.js'
 import type { EndpointState } from './endpoint-state.js'
 
 const metrics = new MeshMetrics()
-const P2C: BalancerPolicy = { type: 'p2c-peak-ewma', decay: 10_000, failurePenalty: 1000 }
+const P2C: BalancerPolicy = { type: 'p2c-peak-ewma', decay: 10_000, failurePenalty: 1000, loadFactor: 1.25 }
 const OUTLIER: OutlierPolicy = { consecutiveFailures: 3, interval: 10_000, baseEjectionTime: 30_000, maxEjectionTime: 300_000, maxEjectionPercent: 50 }
 
 const open: Balancer[] = []
