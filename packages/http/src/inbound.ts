@@ -67,7 +67,7 @@ export function admitInbound(mesh: Mesh, req: IncomingMessage, res: ServerRespon
   const entry = control.acquire(req.url ?? '/', control.wantsCaller ? { headers: req.headers, remoteAddress: req.socket.remoteAddress } : undefined, admission.deadline, {
     start: (permit) => {
       // The client left while the request waited: give the permit straight back.
-      if (gone) return permit ? control.release(0) : undefined
+      if (gone) return permit ? control.release() : undefined
       run(begin(gate, permit ? control : undefined, req, res, route, admission.deadline))
     },
     refuse: (refusal) => {

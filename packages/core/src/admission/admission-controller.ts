@@ -132,12 +132,12 @@ export class AdmissionController {
     this.#limiter?.cancel(entry)
   }
 
-  /** Returns a permit; `runMs` is how long the request ran (feeds adaptive concurrency). */
-  release(runMs: number): void {
+  /** Returns a permit; `runMs` is how long the request ran (feeds adaptive concurrency; omit it for a request that never ran). */
+  release(runMs?: number): void {
     const limiter = this.#limiter
     if (limiter === undefined) return
     const adaptive = this.#adaptive
-    if (adaptive !== undefined && adaptive.sample(this.#clock(), runMs, limiter.inflight, this.#shedder?.delay ?? 0)) limiter.setLimit(adaptive.limit)
+    if (adaptive !== undefined && runMs !== undefined && adaptive.sample(this.#clock(), runMs, limiter.inflight, this.#shedder?.delay ?? 0)) limiter.setLimit(adaptive.limit)
     limiter.release()
   }
 

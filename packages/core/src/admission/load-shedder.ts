@@ -1,6 +1,7 @@
 /**
  * Overload detection for shedding: event-loop delay (perf_hooks monitorEventLoopDelay, the longest
- * delay in each sampling interval: with ~10 samples per interval a percentile would hide a block) and event-loop utilization, compared with thresholds once per interval.
+ * delay in each sampling interval: with ~10 timer periods per interval a percentile would hide a
+ * block) and event-loop utilization, compared with thresholds once per interval.
  * Between samples a late sampler is itself the signal: when the interval timer is overdue by more
  * than the delay threshold, the loop is blocked right now and requests read from the socket after
  * the block are shed before the next sample could say so.
@@ -20,7 +21,11 @@ const RESOLUTION_MS = 10
 
 export class LoadShedder {
   readonly #o: LoadShedderOptions
-  #histogram: IntervalHistogram | undefined
+  // Two histograms read in turn: a reset histogram ignores its first period (it has no previous
+  // timestamp), so a block right after a reset would go unseen. The one read was reset two samples
+  // ago and covers the whole last interval; a block shows for one or two samples.
+  #histograms: [IntervalHistogram, IntervalHistogram] | undefined
+  #turn = 0
   #timer: NodeJS.Timeout | undefined
   #lastTick = 0
   #elu = performance.eventLoopUtilization()
@@ -49,8 +54,8 @@ export class LoadShedder {
 
   start(): void {
     if (this.#timer !== undefined) return
-    this.#histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS })
-    this.#histogram.enable()
+    this.#histograms = [monitorEventLoopDelay({ resolution: RESOLUTION_MS }), monitorEventLoopDelay({ resolution: RESOLUTION_MS })]
+    for (const h of this.#histograms) h.enable()
     this.#lastTick = performance.now()
     this.#elu = performance.eventLoopUtilization()
     this.#timer = setInterval(() => this.sample(), this.#o.interval)
@@ -60,7 +65,8 @@ export class LoadShedder {
   /** Takes one sample now (the interval timer calls it; tests may too). */
   sample(): void {
     const now = performance.now()
-    const h = this.#histogram
+    const h = this.#histograms?.[this.#turn]
+    this.#turn ^= 1
     // The histogram records whole timer periods; the delay is what exceeds the resolution. The
     // sampler's own lateness covers a block longer than the histogram's view of this interval.
     const histogramDelay = h === undefined || h.count === 0 ? 0 : Math.max(0, h.max / 1e6 - RESOLUTION_MS)
@@ -77,7 +83,7 @@ export class LoadShedder {
   close(): void {
     clearInterval(this.#timer)
     this.#timer = undefined
-    this.#histogram?.disable()
-    this.#histogram = undefined
+    for (const h of this.#histograms ?? []) h.disable()
+    this.#histograms = undefined
   }
 }
