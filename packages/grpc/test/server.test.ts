@@ -86,6 +86,18 @@ describe('inbound metadata', () => {
   })
 })
 
+describe('in flight', () => {
+  it('a call that outlives its deadline on the server is counted out of flight (grpc-js ends it itself)', async () => {
+    const mesh = await meshFor('echo')
+    const b = await startBackend('a', { mesh, handler: () => new Promise(() => {}) })
+    cleanup.push(() => b.server.forceShutdown())
+    const err = await unary(rawClient(b.port), { text: 'x' }, { deadline: Date.now() + 200 }).catch((e: grpc.ServiceError) => e)
+    expect(err).toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED })
+    for (let i = 0; i < 50 && mesh.inbound.inflight > 0; i++) await new Promise((r) => setTimeout(r, 10))
+    expect(mesh.inbound.inflight).toBe(0)
+  })
+})
+
 describe('drain', () => {
   it('mesh.close() lets in-flight calls finish, refuses new ones as not processed, then stops the server', async () => {
     const mesh = await createMesh({ service: 'echo', shutdownSignals: false, drain: { timeout: '3s' } })
