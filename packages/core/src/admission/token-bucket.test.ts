@@ -71,7 +71,7 @@ describe('CallerBuckets', () => {
     expect([k.take('b'), k.take('b'), k.take('b') > 0]).toEqual([0, 0, true])
   })
 
-  it('keeps at most maxKeys buckets, dropping full ones first, then the oldest', () => {
+  it('keeps at most maxKeys buckets, dropping full ones first, then the oldest tenth (at least one)', () => {
     const c = clock()
     const k = new CallerBuckets(1, 1, c.now, 3)
     k.take('a')
@@ -87,5 +87,18 @@ describe('CallerBuckets', () => {
     c.advance(5000)
     k.take('e')
     expect(k.size).toBe(1)
+  })
+})
+
+describe('CallerBuckets under a flood of distinct keys', () => {
+  it('stays within maxKeys and evicts in batches', () => {
+    const c = clock()
+    const k = new CallerBuckets(1, 1, c.now, 1000)
+    for (let i = 0; i < 1000; i++) k.take(`k${i}`)
+    k.take('new')
+    // The oldest tenth went at once, so the next 99 new keys need no sweep.
+    expect(k.size).toBe(901)
+    for (let i = 0; i < 50_000; i++) k.take(`flood${i}`)
+    expect(k.size).toBeLessThanOrEqual(1000)
   })
 })

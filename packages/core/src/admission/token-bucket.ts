@@ -54,8 +54,8 @@ export class TokenBucket {
 
 /**
  * One bucket per caller key, at most `maxKeys` of them. When the table is full, full buckets are
- * dropped first (their callers lose nothing), then the oldest, so a flood of distinct keys costs
- * bounded memory and at worst gives some callers a fresh burst.
+ * dropped first (their callers lose nothing), then the oldest tenth, so a flood of distinct keys
+ * costs bounded memory and amortized constant time, and at worst gives some callers a fresh burst.
  */
 export class CallerBuckets {
   readonly #buckets = new Map<string, TokenBucket>()
@@ -89,7 +89,10 @@ export class CallerBuckets {
   #evict(): void {
     for (const [k, b] of this.#buckets) if (b.full()) this.#buckets.delete(k)
     if (this.#buckets.size < this.#maxKeys) return
-    const oldest = this.#buckets.keys().next()
-    if (!oldest.done) this.#buckets.delete(oldest.value)
+    let drop = Math.max(1, Math.floor(this.#maxKeys / 10))
+    for (const k of this.#buckets.keys()) {
+      if (drop-- === 0) break
+      this.#buckets.delete(k)
+    }
   }
 }
