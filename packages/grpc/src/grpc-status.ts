@@ -2,7 +2,7 @@
  * What a gRPC status means to the mesh: one classifier for the balancer's outcome feedback, the
  * breaker and metrics (DESIGN §3), plus the retry rules that service config expresses.
  */
-import { Classification, type CallContext, type ResponseClassifier } from '@meshlet/core'
+import { Classification, REJECTED_HEADER, type CallContext, type ResponseClassifier } from '@meshlet/core'
 import { status as Status, type Metadata } from '@grpc/grpc-js'
 
 /** How a call ended, as the client interceptor and the picker see it. */
@@ -13,7 +13,7 @@ export interface CallOutcome {
 }
 
 /** Trailing-metadata key marking a refusal made before any processing (any method may retry it). */
-export const REJECTED_KEY = 'meshlet-rejected'
+export const REJECTED_KEY = REJECTED_HEADER
 
 /** Retried for every method: the server did not process the call. */
 export const DEFAULT_RETRYABLE: readonly Status[] = [Status.UNAVAILABLE]
