@@ -122,7 +122,10 @@ describe('several meshes in one process', () => {
 describe('ring-hash', () => {
   it('keeps calls with the same key metadata on one backend', async () => {
     const backends = await Promise.all(['a', 'b', 'c'].map((id) => startBackend(id)))
-    const { client } = await setup(backends, { balancer: { type: 'ring-hash', hashHeader: 'x-user' } })
+    const { mesh, client } = await setup(backends, { balancer: { type: 'ring-hash', hashHeader: 'x-user' } })
+    // Until every subchannel is connected, picks go to the connected ones: wait for all three.
+    for (let i = 0; i < 100 && mesh.inspect().destinations.echo!.endpoints.some((e) => e.requests === 0); i++) await unary(client, { text: 'warm' })
+    await new Promise((r) => setTimeout(r, 50))
     const owners = new Map<string, Set<string>>()
     for (let round = 0; round < 5; round++) {
       for (let u = 0; u < 30; u++) {
