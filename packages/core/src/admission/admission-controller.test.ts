@@ -3,6 +3,7 @@ import { ErrorCodes, isMeshletError } from '../errors.js'
 import { MeshMetrics } from '../telemetry/metrics.js'
 import { validateMeshOptions } from '../config/mesh-options.js'
 import { AdmissionController, type AdmissionWaiter, type Refusal } from './admission-controller.js'
+import { InboundGate } from '../server/inbound-gate.js'
 import type { AdmissionOptionsInput } from './admission-options.js'
 
 const NOW = 1_700_000_000_000
@@ -132,5 +133,34 @@ describe('AdmissionController', () => {
     expect(c.snapshot().limit).toBeGreaterThan(2)
     expect(all.every((a) => a.outcome.started || a.entry !== undefined)).toBe(true)
     c.close()
+  })
+})
+
+describe('InboundGate without admission control', () => {
+  it('reports admission as off and still counts drain and deadline refusals by reason', () => {
+    const gate = new InboundGate('orders', new MeshMetrics())
+    gate.admit('junk')
+    gate.admit(String(NOW - 1))
+    gate.stopAccepting()
+    gate.admit(undefined)
+    expect(gate.admissionSnapshot()).toEqual({ enabled: false, limit: null, adaptive: false, inflight: 0, queued: 0, queueLimit: 0, overloaded: false, eventLoopDelayMs: 0, rejected: { bad_header: 1, deadline: 1, draining: 1 } })
+    expect(gate.loadReport()).toBe('0.00; inflight=0')
+    gate.close()
+  })
+
+  it('with admission control, the load report carries the queue and the occupancy', () => {
+    const c = controller({ concurrency: { limit: 2, queue: 2 } })
+    const gate = new InboundGate('orders', new MeshMetrics(), c)
+    for (let i = 0; i < 3; i++) ask(c)
+    gate.enter()
+    gate.enter()
+    expect(gate.loadReport()).toBe('1.00; inflight=2; queue=1')
+    c.release(1)
+    gate.leave()
+    expect(gate.loadReport()).toBe('1.00; inflight=1; queue=0')
+    c.release(1)
+    gate.leave()
+    expect(gate.loadReport()).toBe('0.50; inflight=0; queue=0')
+    gate.close()
   })
 })
