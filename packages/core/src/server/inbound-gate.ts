@@ -41,6 +41,7 @@ export class InboundGate {
   readonly admission: AdmissionController | undefined
   #loadInflight = -1
   #loadQueued = -1
+  #loadOccupancy = -1
   #loadUtilization = -1
 
   constructor(service: string, metrics: MeshMetrics, admission?: AdmissionController) {
@@ -96,11 +97,14 @@ export class InboundGate {
     const a = this.admission
     if (a === undefined) return this.#load
     const queued = a.queued
-    if (queued !== this.#loadQueued || this.#inflight !== this.#loadInflight || this.#utilization !== this.#loadUtilization) {
+    // Occupancy moves with the adaptive limit too, not only with in-flight and queue.
+    const occupancy = a.occupancy
+    if (queued !== this.#loadQueued || this.#inflight !== this.#loadInflight || occupancy !== this.#loadOccupancy || this.#utilization !== this.#loadUtilization) {
       this.#loadQueued = queued
       this.#loadInflight = this.#inflight
+      this.#loadOccupancy = occupancy
       this.#loadUtilization = this.#utilization
-      this.#load = `${Math.max(this.#utilization, a.occupancy).toFixed(2)}; inflight=${this.#inflight}; queue=${queued}`
+      this.#load = `${Math.max(this.#utilization, occupancy).toFixed(2)}; inflight=${this.#inflight}; queue=${queued}`
     }
     return this.#load
   }
