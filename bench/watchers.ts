@@ -30,8 +30,10 @@ let expected = Infinity
 subscribe('meshlet:config:applied', (message) => {
   const at = wallNow()
   const { mesh, service, source } = message as { mesh: string; service: string; source: string }
+  // applyRoutes publishes on this channel too; only the ServicePolicy counts here.
+  if (service !== 'payments' || !source.startsWith('ServicePolicy ')) return
   const rv = Number(/resourceVersion (\d+)/.exec(source)?.[1])
-  if (service !== 'payments' || !(rv > 0)) return
+  if (!(rv > 0)) return
   let byMesh = applied.get(rv)
   if (byMesh === undefined) applied.set(rv, (byMesh = new Map()))
   if (byMesh.has(mesh)) return
