@@ -49,6 +49,11 @@ export class ControlSync {
   readonly #snapshotFile: string | undefined
   readonly #snapshotMaxAge: number
   #instances = new Map<string, Instance>()
+  /** The same instances indexed by service, so an event costs work for its own service only. */
+  #byService = new Map<string, Map<string, Instance>>()
+  /** Services whose endpoints changed since handlers were last told. */
+  readonly #dirty = new Set<string>()
+  #specsDirty = false
   #policies = new Map<string, Resource>()
   #routes = new Map<string, Resource>()
   #rv: number | undefined
@@ -78,9 +83,7 @@ export class ControlSync {
   }
 
   endpointsOf(service: string): EndpointAddress[] {
-    const out: EndpointAddress[] = []
-    for (const i of this.#instances.values()) if (i.spec.service === service) out.push(endpointOf(i))
-    return out
+    return [...(this.#byService.get(service)?.values() ?? [])].map(endpointOf)
   }
 
   /** Every ServicePolicy for `service`, in name order (later ones override earlier ones field by field). */
@@ -180,18 +183,28 @@ export class ControlSync {
           this.#instances = staged.instances
           this.#policies = staged.policies
           this.#routes = staged.routes
+          this.#reindex()
           installed = true
           this.#source = 'control'
         }
         continue
       }
-      const target = staged !== undefined && !installed ? staged : { instances: this.#instances, policies: this.#policies, routes: this.#routes }
+      this.#rv = e.resourceVersion
       const o = e.object
       const key = `${o.metadata.namespace}/${o.metadata.name}`
-      const map = (o.kind === INSTANCE_KIND ? target.instances : o.kind === ROUTE_KIND ? target.routes : target.policies) as Map<string, unknown>
-      if (e.type === 'DELETED') map.delete(key)
-      else map.set(key, o)
-      this.#rv = e.resourceVersion
+      if (staged !== undefined && !installed) {
+        const map = (o.kind === INSTANCE_KIND ? staged.instances : o.kind === ROUTE_KIND ? staged.routes : staged.policies) as Map<string, unknown>
+        if (e.type === 'DELETED') map.delete(key)
+        else map.set(key, o)
+        continue
+      }
+      if (o.kind === INSTANCE_KIND) this.#applyInstance(key, e.type === 'DELETED' ? undefined : (o as Instance))
+      else {
+        const map = o.kind === ROUTE_KIND ? this.#routes : this.#policies
+        if (e.type === 'DELETED') map.delete(key)
+        else map.set(key, o as Resource)
+        this.#specsDirty = true
+      }
     }
     if (staged === undefined || installed) {
       this.#publish()
@@ -200,21 +213,49 @@ export class ControlSync {
     return installed
   }
 
-  /** Tells handlers what changed since they were last told. */
-  #publish(): void {
-    const byService = new Map<string, EndpointAddress[]>()
-    for (const s of this.#published.keys()) byService.set(s, [])
-    for (const i of this.#instances.values()) {
-      let list = byService.get(i.spec.service)
-      if (list === undefined) byService.set(i.spec.service, (list = []))
-      list.push(endpointOf(i))
+  /** Adds, replaces or (with undefined) removes one instance, marking the services it touched. */
+  #applyInstance(key: string, next: Instance | undefined): void {
+    const old = this.#instances.get(key)
+    if (old !== undefined) {
+      this.#byService.get(old.spec.service)?.delete(key)
+      this.#dirty.add(old.spec.service)
     }
-    for (const [service, endpoints] of byService) {
+    if (next === undefined) {
+      this.#instances.delete(key)
+      return
+    }
+    this.#instances.set(key, next)
+    let m = this.#byService.get(next.spec.service)
+    if (m === undefined) this.#byService.set(next.spec.service, (m = new Map()))
+    m.set(key, next)
+    this.#dirty.add(next.spec.service)
+  }
+
+  /** Rebuilds the per-service index after the whole state was replaced; every service is re-told. */
+  #reindex(): void {
+    for (const service of this.#byService.keys()) this.#dirty.add(service)
+    this.#byService = new Map()
+    for (const [key, i] of this.#instances) {
+      let m = this.#byService.get(i.spec.service)
+      if (m === undefined) this.#byService.set(i.spec.service, (m = new Map()))
+      m.set(key, i)
+      this.#dirty.add(i.spec.service)
+    }
+    this.#specsDirty = true
+  }
+
+  /** Tells handlers what changed since they were last told: only the services an event touched. */
+  #publish(): void {
+    for (const service of this.#dirty) {
+      const endpoints = this.endpointsOf(service)
       const sig = endpoints.map((e) => `${e.url}|${e.zone ?? ''}|${e.revision ?? ''}`).sort().join(',')
       if (this.#published.get(service) === sig) continue
       this.#published.set(service, sig)
       this.#handlers.endpoints(service, endpoints)
     }
+    this.#dirty.clear()
+    if (!this.#specsDirty) return
+    this.#specsDirty = false
     publishSpecs(this.#policies, this.#publishedPolicy, (service, p) => this.#handlers.policy(service, p?.specs ?? [], p?.source ?? 'ServicePolicy deleted'))
     publishSpecs(this.#routes, this.#publishedRoutes, (service, r) => this.#handlers.routes(service, r?.specs ?? [], r?.source ?? 'Route deleted'))
   }
@@ -274,6 +315,7 @@ export class ControlSync {
     for (const i of snapshot.instances) this.#instances.set(`${i.metadata.namespace}/${i.metadata.name}`, i)
     for (const p of snapshot.policies) this.#policies.set(`${p.metadata.namespace}/${p.metadata.name}`, p)
     for (const r of snapshot.routes ?? []) this.#routes.set(`${r.metadata.namespace}/${r.metadata.name}`, r)
+    this.#reindex()
     this.#source = 'snapshot'
     this.#publish()
     return true
