@@ -56,7 +56,7 @@ describe('client circuit breaker', () => {
     a.handler = reply(200, {}, 'up')
     b.handler = reply(200, {}, 'up')
     const halfOpen = await states.waitFor((m) => m.state === 'half-open')
-    expect(states.timeOf(halfOpen) - openedAt).toBeGreaterThanOrEqual(resetTimeout - 5)
+    expect(states.timeOf(halfOpen) - openedAt).toBeGreaterThanOrEqual(resetTimeout - 50) // opossum arms its timer before the open event is published
     expect(mesh.inspect().destinations.payments!.breaker!.state).toBe('half-open')
     const closed = states.waitFor((m) => m.state === 'closed')
     const probe = await call(agent, 'http://payments/charge')
