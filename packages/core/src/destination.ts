@@ -158,7 +158,7 @@ export class Destination {
     if (this.#routes !== undefined && requestInfo !== undefined && abortResponse !== undefined) {
       entries.push({ role: 'route', filter: routeFilter(this.#routes, { requestInfo, abortResponse }, this.#metrics) })
     }
-    if (p.retries && this.#budget && p.retries.attempts > 0) entries.push({ role: 'retry', filter: retryFilter(protocol, p.retries, this.#budget, this.#metrics) })
+    if (p.retries && this.#budget) entries.push({ role: 'retry', filter: retryFilter(protocol, p.retries, this.#budget, this.#metrics) })
     if (p.breaker) {
       // One breaker per destination, shared by every transport's stack until its settings change.
       this.#breaker ??= newBreaker(this.name, p.breaker, this.#metrics)

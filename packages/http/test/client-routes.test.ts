@@ -117,6 +117,19 @@ describe('routes', () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(140)
   })
 
+  it('gives matching requests their own retries and per-try timeout', async () => {
+    let n = 0
+    const flaky = await startBackend(cleanup, (req, res) => {
+      req.resume()
+      res.writeHead(n++ % 2 === 0 ? 503 : 200).end('ok')
+    })
+    const { agent } = await startMesh(cleanup, {
+      payments: { endpoints: [{ url: flaky.url, revision: 'v1' }], retries: { attempts: 0, backoff: { base: 1, max: 5 } }, breaker: false, outlier: false, routes: [{ match: { path: { prefix: '/retry/' } }, retries: { attempts: 2 } }] },
+    })
+    expect((await call(agent, 'http://payments/retry/a')).status).toBe(200) // 503, then the rule's retry
+    expect((await call(agent, 'http://payments/other')).status).toBe(503) // the destination's policy: no retries
+  })
+
   it('refuses invalid routes with field-level errors, in options and as Route resources', async () => {
     const bad: RouteRule[] = [
       { split: [{ revision: 'v1', weight: 90 }, { revision: 'v2', weight: 5 }] },

@@ -13,6 +13,9 @@ import type { MeshMetrics } from '../telemetry/metrics.js'
 import { EndpointState } from './endpoint-state.js'
 import { strategyFor, type PickStrategy } from './balancer-strategies.js'
 
+/** Reported utilization at which a zone counts as overloaded, so calls spill to other zones. */
+const LOCAL_OVERLOAD = 0.8
+
 /** Calls that may wait for a first endpoint at once; more fail at once with NO_ENDPOINT. */
 const MAX_COLD_WAITERS = 1000
 
@@ -41,6 +44,8 @@ export class Balancer {
   readonly #metrics: MeshMetrics
   /** The picker snapshot: ready endpoints, replaced (never mutated) on every change. */
   #ready: readonly EndpointState[] = []
+  /** The ready endpoints in this mesh's zone (empty when zones are unknown or none is local). */
+  #local: readonly EndpointState[] = []
   #ejectedCount = 0
   readonly #timers = new Set<NodeJS.Timeout>()
   #sweep: NodeJS.Timeout | undefined
@@ -135,6 +140,10 @@ export class Balancer {
   pick(ctx: CallContext, usable?: (e: EndpointState) => boolean): EndpointState {
     let ready = this.#ready
     if (ready.length === 0) throw this.#noEndpoint()
+    // Same zone first while it is not overloaded: when every local endpoint reports itself busy,
+    // calls spill over to the other zones.
+    const local = this.#local
+    if (local.length > 0 && local.some((e) => e.reportedLoad < LOCAL_OVERLOAD)) ready = local
     if (usable !== undefined && ready.length > 1) {
       const connected = ready.filter(usable)
       if (connected.length > 0) ready = connected
@@ -208,6 +217,7 @@ export class Balancer {
     const all = [...this.#endpoints.values()]
     this.#endpoints.clear()
     this.#ready = []
+    this.#local = []
     await Promise.allSettled(all.map((e) => e.closeResources()))
   }
 
@@ -254,7 +264,8 @@ export class Balancer {
       ready.push(e)
       if (this.#zone !== undefined && e.address.zone === this.#zone) local.push(e)
     }
-    this.#ready = Object.freeze(local.length > 0 ? local : ready)
+    this.#ready = Object.freeze(ready)
+    this.#local = Object.freeze(local.length < ready.length ? local : [])
     if (ready.length > 0 && this.#waiters.size > 0) for (const w of [...this.#waiters]) w(true)
   }
 

@@ -62,7 +62,7 @@ export function retryFilter<Req, Res>(protocol: ClientProtocol<Req, Res>, policy
 
   /** Whether one more attempt may go; spends a budget token when it may. */
   const mayRetry = (req: Req, ctx: CallContext, res: Res | undefined, err: unknown): string | undefined => {
-    if (ctx.attempt > policy.attempts) return 'attempts'
+    if (ctx.attempt > (ctx.retryAttempts ?? policy.attempts)) return 'attempts'
     if (ctx.signal?.aborted) return 'cancelled'
     if (ctx.deadline - Date.now() <= policy.backoffBase) return 'deadline'
     // A Retry-After that outlasts the deadline stops here, before the held response is discarded.
@@ -119,7 +119,7 @@ export function retryFilter<Req, Res>(protocol: ClientProtocol<Req, Res>, policy
           }
         },
         {
-          retries: policy.attempts - 1,
+          retries: Math.max(0, (ctx.retryAttempts ?? policy.attempts) - 1),
           factor: 2,
           minTimeout: policy.backoffBase,
           maxTimeout: policy.backoffMax,

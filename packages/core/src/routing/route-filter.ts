@@ -16,6 +16,10 @@ export function routeFilter<Req, Res>(table: RouteTable, protocol: Required<Pick
     if (rule === undefined) return next(req, ctx)
     ctx.revision = rule.revision(info)
     if (rule.timeout !== undefined) ctx.deadline = Math.min(ctx.deadline, Date.now() + rule.timeout)
+    if (rule.retries !== undefined) {
+      if (rule.retries.attempts !== undefined) ctx.retryAttempts = rule.retries.attempts
+      if (rule.retries.perTryTimeout !== undefined) ctx.perTryTimeout = rule.retries.perTryTimeout
+    }
     const fault = rule.fault
     if (fault === undefined || (fault.header !== undefined && info.header(fault.header) === undefined)) return next(req, ctx)
     if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) {

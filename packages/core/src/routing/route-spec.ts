@@ -34,6 +34,10 @@ export const routeRuleSchema = s.object({
   split: s.array(s.object({ revision: s.string({ pattern: NAME, patternHint: NAME_HINT }), weight: s.number({ integer: true, min: 0, max: 100 }) }, { required: ['revision', 'weight'] }), { minItems: 1, maxItems: 16, description: 'Weights sum to 100.' }),
   sticky: s.object({ header: s.string({ pattern: HEADER, patternHint: HEADER_HINT }) }, { required: ['header'], description: 'Requests with the same value of this header go to the same revision.' }),
   timeout: s.duration({ min: 1, description: 'Overrides the service timeout for matching requests.' }),
+  retries: s.object({
+    attempts: s.number({ integer: true, min: 0, max: 10, description: 'Retries after the first attempt for matching requests (within the destination\'s retry budget; a destination with retries off is not retried).' }),
+    perTryTimeout: s.duration({ min: 1 }),
+  }),
   fault: s.object({
     delay: s.object({ fixed: s.duration({ min: 1, max: 60_000 }), percent }, { required: ['fixed', 'percent'] }),
     abort: s.object({ status: s.number({ integer: true, min: 200, max: 599 }), percent }, { required: ['status', 'percent'] }),
@@ -83,6 +87,6 @@ export function checkRouteRules(rules: readonly RouteRule[], prefix: string, iss
         seen.add(t.revision)
       }
     }
-    if (rule.split === undefined && rule.fault === undefined && rule.timeout === undefined) issues.push({ path: at, message: 'does nothing: give a split, a timeout or a fault' })
+    if (rule.split === undefined && rule.fault === undefined && rule.timeout === undefined && rule.retries === undefined) issues.push({ path: at, message: 'does nothing: give a split, a timeout, retries or a fault' })
   })
 }

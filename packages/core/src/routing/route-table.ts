@@ -22,6 +22,7 @@ interface Target {
 
 export class CompiledRule {
   readonly timeout: number | undefined
+  readonly retries: RouteRule['retries']
   readonly fault: RouteRule['fault']
   readonly #rule: RouteRule
   readonly #regex: RegExp | undefined
@@ -32,6 +33,7 @@ export class CompiledRule {
   constructor(rule: RouteRule) {
     this.#rule = rule
     this.timeout = rule.timeout
+    this.retries = rule.retries
     this.fault = rule.fault
     this.#regex = rule.match?.path?.regex !== undefined ? new RegExp(rule.match.path.regex) : undefined
     this.#targets = rule.split?.filter((t) => t.weight > 0).map((t) => ({ revision: t.revision, weight: t.weight, current: 0 }))

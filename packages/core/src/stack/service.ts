@@ -21,6 +21,8 @@ export interface CallContext {
   idempotent: boolean
   /** The revision a route chose for this call; the balancer prefers its endpoints. */
   revision?: string | undefined
+  /** Retries allowed for this call when a route rule sets them (else the destination's). */
+  retryAttempts?: number | undefined
   /** The key of a ring-hash pick (a request header's value). */
   hashKey?: string | undefined
   /** Longest wait for one attempt's response headers, ms; Infinity when only the deadline bounds it. */
