@@ -8,11 +8,13 @@
  *   propagation  a ServicePolicy put on the control endpoint (its own process, the `meshlet control`
  *             CLI) until applied in N meshes (N = 100, 1,000) that follow it from a few processes
  *   registry  10,000 instances on the endpoint: its RSS, list latency, heartbeat load at their TTL
- * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [propagation] [registry]   (all by default)
+ *   grpc      plain grpc-js vs grpc-js through meshlet (client and server), unary c=64 and server streaming (bench/grpc.ts)
+ * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [propagation] [registry] [grpc]   (all by default)
  * Env: BENCH_SECONDS (5) BENCH_WARMUP (1) BENCH_ROUNDS (2) BENCH_LATENCY_REQUESTS (3000)
  *      BENCH_REQUESTS (20000) BENCH_BALANCE_DELAY_MS (10; the slow endpoint takes 10×)
  *      BENCH_FAILOVER_SECONDS (6) BENCH_FAILOVER_RATE (1000)
  *      BENCH_PROPAGATION_N (100,1000) BENCH_PROPAGATION_PROCS (4) BENCH_PROPAGATION_CHANGES (10, after 2 warm-up changes)
+ *      BENCH_GRPC_ROUNDS (3)
  *      BENCH_REGISTRY_INSTANCES (10000) BENCH_REGISTRY_TTL_MS (15000) BENCH_HEARTBEAT_SECONDS (10)
  */
 import { execFileSync, type ChildProcess } from 'node:child_process'
@@ -26,16 +28,10 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import { Pool, type Dispatcher } from 'undici'
 import { API_VERSION, Classification, ControlClient, createMesh, DEFAULT_INSTANCE_TTL, type BalancerType, type ClientProtocol, type InstanceRegistration, type Mesh, type MeshOptions, type RegisterResponse, type Resource } from '@meshlet/core'
 import { meshAgent } from '@meshlet/http'
-import { closedLoop, Histogram, openLoop, type LoadResult, type Send } from './load.js'
+import { closedLoop, Histogram, openLoop, type Send } from './load.js'
+import { grpc } from './grpc.js'
+import { check, envNumber, interleave, printTable, round1, round3 } from './report.js'
 import { cpuMsOf, launch, machineCpuMs, nextMessage, rssKiBOf, startControlProcess, startHaproxy, startUpstream, stop, type ControlProcess } from './procs.js'
-
-function envNumber(name: string, fallback: number): number {
-  const v = process.env[name]
-  if (v === undefined || v === '') return fallback
-  const n = Number(v)
-  if (!(n > 0)) throw new Error(`${name} must be a positive number, got "${v}"`)
-  return n
-}
 
 const SECONDS = envNumber('BENCH_SECONDS', 5)
 const WARMUP = envNumber('BENCH_WARMUP', 1)
@@ -79,68 +75,6 @@ function newMesh(services: NonNullable<MeshOptions['services']>): Promise<Mesh> 
   return createMesh({ service: 'bench', services, shutdownSignals: false })
 }
 
-const round1 = (x: number): number => Math.round(x * 10) / 10
-const round3 = (x: number): number => Math.round(x * 1000) / 1000
-
-/** Sums interleaved runs of one variant. */
-class Totals {
-  requests = 0
-  errors = 0
-  seconds = 0
-  cpuMs = 0
-  readonly hist = new Histogram()
-  readonly perRound: number[] = []
-  readonly errorKinds: Record<string, number> = {}
-
-  add(r: LoadResult): void {
-    this.requests += r.requests
-    this.errors += r.errors
-    this.seconds += r.seconds
-    this.cpuMs += r.cpuMs
-    this.hist.merge(r.hist)
-    this.perRound.push(Math.round(r.requests / r.seconds))
-    for (const [k, n] of Object.entries(r.errorKinds)) this.errorKinds[k] = (this.errorKinds[k] ?? 0) + n
-  }
-
-  summary(): Record<string, unknown> {
-    return {
-      reqPerSec: Math.round(this.requests / this.seconds),
-      p50Ms: round3(this.hist.percentile(50)),
-      p99Ms: round3(this.hist.percentile(99)),
-      cpuUsPerRequest: round1((this.cpuMs * 1000) / this.requests),
-      requests: this.requests,
-      errors: this.errors,
-      perRound: this.perRound,
-      ...(this.errors > 0 ? { errorKinds: this.errorKinds } : {}),
-    }
-  }
-}
-
-/** Runs `rounds` rounds over the variants, reversing the order every other round (A B C, C B A, ...). */
-async function interleave(variants: Record<string, Send>, rounds: number, run: (name: string, send: Send) => Promise<LoadResult>): Promise<Map<string, Totals>> {
-  const totals = new Map(Object.keys(variants).map((k) => [k, new Totals()]))
-  for (let i = 0; i < rounds; i++) {
-    const names = Object.keys(variants)
-    if (i % 2 === 1) names.reverse()
-    for (const name of names) {
-      const r = await run(name, variants[name]!)
-      totals.get(name)!.add(r)
-      console.log(`  round ${i + 1}/${rounds} ${name.padEnd(20)} ${String(Math.round(r.requests / r.seconds)).padStart(6)} req/s  p50 ${r.hist.percentile(50).toFixed(3)} ms  p99 ${r.hist.percentile(99).toFixed(3)} ms${r.errors ? `  errors ${r.errors}` : ''}`)
-    }
-  }
-  return totals
-}
-
-function printTable(title: string, rows: Record<string, unknown>[]): void {
-  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))]
-  const cell = (v: unknown): string => (v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v))
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)))
-  const line = (vals: string[]): string => `| ${vals.map((v, i) => v.padEnd(widths[i]!)).join(' | ')} |`
-  console.log(`\n${title}\n${line(cols)}\n${line(widths.map((w) => '-'.repeat(w)))}`)
-  for (const r of rows) console.log(line(cols.map((c) => cell(r[c]))))
-}
-
-const check = (ok: boolean): string => (ok ? 'PASS' : 'FAIL')
 
 async function overhead(): Promise<Record<string, unknown>> {
   const upstream = await startUpstream(['0'])
@@ -766,7 +700,7 @@ function machine(): Record<string, unknown> {
   }
 }
 
-const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, propagation, registry }
+const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, propagation, registry, grpc }
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios)
 for (const s of selected) if (!(s in scenarios)) throw new Error(`unknown scenario "${s}"; choose from: ${Object.keys(scenarios).join(', ')}`)
 
