@@ -154,9 +154,9 @@ export class Destination {
       { role: 'telemetry', filter: telemetryFilter(protocol, this.#metrics) },
       { role: 'deadline', filter: deadlineFilter() },
     ]
-    const { requestInfo, abortResponse } = protocol
+    const { requestInfo, abortResponse, mirror } = protocol
     if (this.#routes !== undefined && requestInfo !== undefined && abortResponse !== undefined) {
-      entries.push({ role: 'route', filter: routeFilter(this.#routes, { requestInfo, abortResponse }, this.#metrics) })
+      entries.push({ role: 'route', filter: routeFilter(this.#routes, { requestInfo, abortResponse, mirror }, this.#metrics, (revision) => this.balancer.pickShadow(revision)) })
     }
     if (p.retries && this.#budget) entries.push({ role: 'retry', filter: retryFilter(protocol, p.retries, this.#budget, this.#metrics) })
     if (p.breaker) {

@@ -4,8 +4,11 @@
  * parsing on the hot path).
  */
 import { Pool } from 'undici'
-import { Classification, deadlineExceeded, isMeshletError, parseLoadHeader, type CallContext, type ClientProtocol, type ResponseClassifier, ErrorCodes, LOAD_HEADER, REJECTED_HEADER } from '@meshlet/core'
+import { Classification, deadlineExceeded, isMeshletError, parseLoadHeader, type CallContext, type ClientProtocol, type EndpointState, type ResponseClassifier, ErrorCodes, LOAD_HEADER, REJECTED_HEADER } from '@meshlet/core'
 import { HttpAttempt, type HttpCall } from './http-call.js'
+
+/** Marks a mirrored copy, so the shadow can tell it from real traffic (and not bill anyone twice). */
+export const MIRROR_HEADER = 'meshlet-mirror'
 
 /** Errors raised before a request reached the server: always safe to send elsewhere. */
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL'])
@@ -55,11 +58,12 @@ export interface HttpProtocolOptions {
 
 export function httpProtocol(options: HttpProtocolOptions = {}): ClientProtocol<HttpCall, HttpAttempt> {
   const poolOptions = options.pool ?? {}
+  const poolOf = (e: EndpointState) => e.resource('undici', () => new Pool(e.url, poolOptions))
   const endpoint = (call: HttpCall, ctx: CallContext): Promise<HttpAttempt> =>
     new Promise((resolve, reject) => {
       if (call.aborted) return reject(call.reason)
       const e = ctx.endpoint!
-      const pool = e.resource('undici', () => new Pool(e.url, poolOptions))
+      const pool = poolOf(e)
       const attempt = new HttpAttempt(call, resolve, reject)
       const now = Date.now()
       const budget = Math.min(ctx.deadline - now, ctx.perTryTimeout)
@@ -88,5 +92,22 @@ export function httpProtocol(options: HttpProtocolOptions = {}): ClientProtocol<
       return { method: call.method, path: q < 0 ? path : path.slice(0, q), query: q < 0 ? '' : path.slice(q + 1), header: (name) => call.header(name) }
     },
     abortResponse: (call, status) => HttpAttempt.synthetic(call, status),
+    mirror: (call, e) => {
+      // Only a body that can be read twice is copied; a stream belongs to the real request.
+      const body = call.opts.body
+      if (!(body == null || typeof body === 'string' || body instanceof Uint8Array)) return
+      const headers = call.opts.headers
+      const marked = Array.isArray(headers)
+        ? [...(headers as unknown[]), MIRROR_HEADER, '1']
+        : headers != null && typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function'
+          ? { ...Object.fromEntries(headers as Iterable<[string, string]>), [MIRROR_HEADER]: '1' }
+          : { ...(headers as Record<string, string> | null | undefined), [MIRROR_HEADER]: '1' }
+      poolOf(e)
+        .request({ path: call.opts.path, method: call.opts.method, headers: marked as never, body: body ?? null })
+        .then(
+          (r) => r.body.dump(),
+          () => undefined, // the shadow's failures are its own
+        )
+    },
   }
 }

@@ -3,7 +3,7 @@
  * documented fallback when a revision has no endpoint, live weight changes, sticky splits, and
  * fault injection. Backends are real servers on loopback; their revision is their endpoint label.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { builtinResourceRegistry, ErrorCodes, isMeshletError, type RouteRule } from '@meshlet/core'
 import { Cleanup, call, runLoad, startBackend, startMesh, type TestBackend } from './fixtures/client-helpers.js'
 
@@ -128,6 +128,36 @@ describe('routes', () => {
     })
     expect((await call(agent, 'http://payments/retry/a')).status).toBe(200) // 503, then the rule's retry
     expect((await call(agent, 'http://payments/other')).status).toBe(503) // the destination's policy: no retries
+  })
+
+  it('mirrors a share of requests to a shadow revision without slowing or failing the caller', async () => {
+    const primary = await startBackend(cleanup, (req, res) => res.end('v1'))
+    // The shadow is slow and broken; the caller must see neither.
+    const shadow = await startBackend(cleanup, (req, res) => {
+      req.resume()
+      setTimeout(() => res.writeHead(500).end('shadow'), 300)
+    })
+    const { agent, mesh } = await startMesh(cleanup, {
+      payments: {
+        endpoints: [
+          { url: primary.url, revision: 'v1' },
+          { url: shadow.url, revision: 'shadow' },
+        ],
+        routes: [{ split: [{ revision: 'v1', weight: 100 }], mirror: { revision: 'shadow', percent: 100 } }],
+      },
+    })
+    const t0 = performance.now()
+    for (let i = 0; i < 20; i++) expect(await call(agent, 'http://payments/m', { method: 'POST', body: `order-${i}` })).toMatchObject({ status: 200, body: 'v1' })
+    expect(performance.now() - t0).toBeLessThan(20 * 300) // no call waited for the shadow
+    await vi.waitFor(() => expect(shadow.seen.length).toBe(20), { timeout: 5000 })
+    expect(shadow.seen.every((r) => r.headers['meshlet-mirror'] === '1' && r.method === 'POST')).toBe(true)
+    expect(primary.seen.length).toBe(20)
+
+    mesh.applyRoutes('payments', [{ service: 'payments', rules: [{ split: [{ revision: 'v1', weight: 100 }], mirror: { revision: 'shadow', percent: 25 } }] }])
+    const before = shadow.seen.length
+    await runLoad(2000, 16, () => call(agent, 'http://payments/m'))
+    await vi.waitFor(() => expect(shadow.seen.length - before).toBeGreaterThan(400), { timeout: 10_000 })
+    expect(shadow.seen.length - before).toBeLessThan(600)
   })
 
   it('refuses invalid routes with field-level errors, in options and as Route resources', async () => {

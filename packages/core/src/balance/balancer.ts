@@ -163,6 +163,12 @@ export class Balancer {
     return this.#strategy(ready, performance.now(), ctx.hashKey)
   }
 
+  /** A ready endpoint of `revision` for a mirrored copy, or undefined: mirrors never fall back. */
+  pickShadow(revision: string): EndpointState | undefined {
+    const mine = this.#ready.filter((e) => e.address.revision === revision)
+    return mine.length === 0 ? undefined : mine[(Math.random() * mine.length) | 0]
+  }
+
   /** Feeds one attempt's outcome into latency, failure counts and outlier detection. */
   record(e: EndpointState, cls: Classification, rttMs: number): void {
     e.requests++

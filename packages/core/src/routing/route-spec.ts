@@ -38,6 +38,7 @@ export const routeRuleSchema = s.object({
     attempts: s.number({ integer: true, min: 0, max: 10, description: 'Retries after the first attempt for matching requests (within the destination\'s retry budget; a destination with retries off is not retried).' }),
     perTryTimeout: s.duration({ min: 1 }),
   }),
+  mirror: s.object({ revision: s.string({ pattern: NAME, patternHint: NAME_HINT }), percent }, { required: ['revision', 'percent'], description: 'Copy this percent of matching requests to a shadow revision, fire-and-forget: its answers and failures never reach the caller.' }),
   fault: s.object({
     delay: s.object({ fixed: s.duration({ min: 1, max: 60_000 }), percent }, { required: ['fixed', 'percent'] }),
     abort: s.object({ status: s.number({ integer: true, min: 200, max: 599 }), percent }, { required: ['status', 'percent'] }),
@@ -87,6 +88,6 @@ export function checkRouteRules(rules: readonly RouteRule[], prefix: string, iss
         seen.add(t.revision)
       }
     }
-    if (rule.split === undefined && rule.fault === undefined && rule.timeout === undefined && rule.retries === undefined) issues.push({ path: at, message: 'does nothing: give a split, a timeout, retries or a fault' })
+    if (rule.split === undefined && rule.fault === undefined && rule.timeout === undefined && rule.retries === undefined && rule.mirror === undefined) issues.push({ path: at, message: 'does nothing: give a split, a timeout, retries, a mirror or a fault' })
   })
 }

@@ -24,6 +24,7 @@ export class CompiledRule {
   readonly timeout: number | undefined
   readonly retries: RouteRule['retries']
   readonly fault: RouteRule['fault']
+  readonly mirror: RouteRule['mirror']
   readonly #rule: RouteRule
   readonly #regex: RegExp | undefined
   readonly #targets: Target[] | undefined
@@ -35,6 +36,7 @@ export class CompiledRule {
     this.timeout = rule.timeout
     this.retries = rule.retries
     this.fault = rule.fault
+    this.mirror = rule.mirror
     this.#regex = rule.match?.path?.regex !== undefined ? new RegExp(rule.match.path.regex) : undefined
     this.#targets = rule.split?.filter((t) => t.weight > 0).map((t) => ({ revision: t.revision, weight: t.weight, current: 0 }))
     this.#sticky = rule.sticky?.header

@@ -1,3 +1,4 @@
+import type { EndpointState } from '../balance/endpoint-state.js'
 import type { RequestInfo } from '../routing/route-table.js'
 import type { ResponseClassifier } from './response-classifier.js'
 import type { Service } from './service.js'
@@ -26,6 +27,11 @@ export interface ClientProtocol<Req, Res> {
   reportedLoad(res: Res): number | undefined
   /** What routes match on: method, path, query, headers. A protocol without it is not routed. */
   requestInfo?(req: Req): RequestInfo
+  /**
+   * Sends a fire-and-forget copy of `req` to `endpoint` (route mirroring), discarding the answer;
+   * skips requests whose body cannot be read twice. Must never throw or delay the caller.
+   */
+  mirror?(req: Req, endpoint: EndpointState): void
   /** A response made up by fault injection: `status`, no body, never sent to an endpoint. */
   abortResponse?(req: Req, status: number): Res
 }

@@ -22,6 +22,7 @@ export class MeshMetrics {
   readonly admissionQueueDuration: Histogram
   readonly configRejected: Counter
   readonly faultsInjected: Counter
+  readonly mirrored: Counter
   readonly meter: Meter | undefined
   readonly #attrs = new Map<string, Attributes>()
 
@@ -37,6 +38,7 @@ export class MeshMetrics {
     this.retries = counter('meshlet.retries', 'Retry decisions by destination: outcome "sent", or why a retryable failure was not retried (budget_exhausted, deadline, attempts, body_not_replayable, cancelled).', '{retry}')
     this.ejections = counter('meshlet.endpoint.ejections', 'Endpoints ejected by outlier detection.', '{ejection}')
     this.breakerTransitions = counter('meshlet.breaker.state', 'Breaker state transitions, by destination and new state.', '{transition}')
+    this.mirrored = counter('meshlet.requests.mirrored', 'Requests copied to a shadow revision by routes.', '{request}')
     this.faultsInjected = counter('meshlet.faults.injected', 'Faults injected by routes, by destination and kind (abort, delay).', '{fault}')
     this.configRejected = counter('meshlet.config.rejected', 'Policy updates refused as invalid; the previous policy stayed in force.', '{update}')
     this.admissionRejected = counter('meshlet.admission.rejected', 'Inbound requests refused before processing, by reason.', '{request}')
