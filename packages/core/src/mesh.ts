@@ -270,7 +270,11 @@ export class Mesh implements AsyncDisposable {
         endpoints: snap.endpoints.slice(0, 50).map((e) => ({ url: e.url, latencyMs: e.latencyMs, inflight: e.inflight, requests: e.requests, failures: e.failures, ejected: e.ejected })),
       }
     }
-    return { state: this.inspect().state, inflight: this.inbound.inflight, utilization: Math.round(this.inbound.utilization * 100) / 100, configVersion: this.#configVersion, destinations }
+    return { state: this.#state(), inflight: this.inbound.inflight, utilization: Math.round(this.inbound.utilization * 100) / 100, admission: this.inbound.admissionSnapshot(), configVersion: this.#configVersion, destinations }
+  }
+
+  #state(): MeshSnapshot['state'] {
+    return this.#closed ? 'closed' : !this.inbound.accepting ? 'draining' : !this.inbound.ready ? 'not-ready' : 'serving'
   }
 
   async #deregister(): Promise<void> {
@@ -356,7 +360,7 @@ export class Mesh implements AsyncDisposable {
       configVersion: this.#configVersion,
       lastRejectedConfig: this.#lastRejected,
       control: this.#sync === undefined ? null : { url: this.#control!.url, lease: this.#lease?.id ?? null, ...this.#sync.status() },
-      state: this.#closed ? 'closed' : !this.inbound.accepting ? 'draining' : !this.inbound.ready ? 'not-ready' : 'serving',
+      state: this.#state(),
       inbound: { inflight: this.inbound.inflight, utilization: this.inbound.utilization, admission: this.inbound.admissionSnapshot() },
       destinations,
     }
