@@ -1,31 +1,13 @@
 /** rpc.client.call.duration and rpc.server.call.duration through a real OpenTelemetry SDK. */
-import { afterAll, expect, it } from 'vitest'
-import * as api from '@opentelemetry/api'
-import * as sdkMetrics from '@opentelemetry/sdk-metrics'
+import { expect, it } from 'vitest'
 import type { DataPoint } from '@opentelemetry/sdk-metrics'
 import * as grpc from '@grpc/grpc-js'
 import { createMesh } from '@meshlet/core'
 import { meshClientOptions, meshTarget, register } from '../src/index.js'
+import { installDeltaMetrics } from '../../http/test/fixtures/otel.js'
 import { EchoClientCtor, insecure, startBackend, unary } from './fixtures/echo.js'
 
-const { AggregationTemporality, MeterProvider, MetricReader } = sdkMetrics
-
-class DeltaReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA })
-  }
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
-
-// Set before any mesh is created: a mesh takes its meter when built.
-const reader = new DeltaReader()
-const provider = new MeterProvider({ readers: [reader] })
-api.metrics.setGlobalMeterProvider(provider)
-afterAll(async () => {
-  await provider.shutdown()
-  api.metrics.disable()
-})
+const reader = installDeltaMetrics()
 
 it('records client and server call durations with RPC semantic-convention attributes', async () => {
   const serverMesh = await createMesh({ service: 'echo', shutdownSignals: false })

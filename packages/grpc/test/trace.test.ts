@@ -1,18 +1,12 @@
 /** Trace context across gRPC hops: the client injects it into metadata, the server extracts it for the handler. */
-import { afterAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import * as api from '@opentelemetry/api'
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
-import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { createMesh } from '@meshlet/core'
 import { meshClientOptions, meshTarget, register } from '../src/index.js'
+import { installTracePropagation } from '../../http/test/fixtures/otel.js'
 import { EchoClientCtor, insecure, startBackend, unary } from './fixtures/echo.js'
 
-api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
-api.propagation.setGlobalPropagator(new W3CTraceContextPropagator())
-afterAll(() => {
-  api.propagation.disable()
-  api.context.disable()
-})
+installTracePropagation()
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
 const SPAN_ID = '00f067aa0ba902b7'

@@ -3,32 +3,14 @@
  * (the same counts inspect() shows), `meshlet.admission.queue.duration` by outcome, and the load a
  * saturated server reports reaching the client balancer's endpoint state.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { Agent, request } from 'undici'
-import * as api from '@opentelemetry/api'
-import * as sdkMetrics from '@opentelemetry/sdk-metrics'
 import type { Histogram } from '@opentelemetry/sdk-metrics'
+import { installDeltaMetrics } from './fixtures/otel.js'
 import { gate, meshFor, serve, Teardown, until, within } from './fixtures/server-harness.js'
 import { Cleanup, call, endpointOf, startMesh } from './fixtures/client-helpers.js'
 
-const { AggregationTemporality, MeterProvider, MetricReader } = sdkMetrics
-
-class DeltaReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA })
-  }
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
-
-// Set before any mesh is created (a mesh takes its meter when built); once per process.
-const reader = new DeltaReader()
-const provider = new MeterProvider({ readers: [reader] })
-api.metrics.setGlobalMeterProvider(provider)
-afterAll(async () => {
-  await provider.shutdown()
-  api.metrics.disable()
-})
+const reader = installDeltaMetrics()
 
 describe('admission metrics and load report', () => {
   const t = new Teardown()

@@ -7,7 +7,7 @@
 import type { Server } from 'node:http'
 import { createServer } from 'node:http'
 import { once } from 'node:events'
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import express from 'express'
 import Fastify from 'fastify'
 import { Client } from 'undici'
@@ -17,30 +17,9 @@ import { meshAgent } from '@meshlet/http'
 import { meshlet as expressMeshlet } from '@meshlet/http/express'
 import { meshlet as fastifyMeshlet } from '@meshlet/http/fastify'
 import { ADAPTERS, meshFor, serve, Teardown, type AdapterName } from './fixtures/server-harness.js'
-import * as api from '@opentelemetry/api'
-import * as sdkMetrics from '@opentelemetry/sdk-metrics'
+import { installDeltaMetrics } from './fixtures/otel.js'
 
-const { metrics } = api
-const { AggregationTemporality, MeterProvider, MetricReader } = sdkMetrics
-
-class DeltaReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA })
-  }
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
-
-// The global provider must be set before any mesh is created (a mesh takes its meter when built),
-// and can be set once per process: one provider for this file, reset in afterAll.
-const reader = new DeltaReader()
-const provider = new MeterProvider({ readers: [reader] })
-metrics.setGlobalMeterProvider(provider)
-
-afterAll(async () => {
-  await provider.shutdown()
-  metrics.disable()
-})
+const reader = installDeltaMetrics()
 
 async function collect(name: string): Promise<{ metric: MetricData | undefined; points: DataPoint<unknown>[] }> {
   const { resourceMetrics, errors } = await reader.collect()

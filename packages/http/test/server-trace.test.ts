@@ -4,21 +4,13 @@
  * through its mesh agent, with no tracing code in A's handler. meshlet makes no spans, so the
  * parent span id passes through unchanged.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { Client } from 'undici'
 import { meshAgent } from '@meshlet/http'
 import { ADAPTERS, meshFor, serve, Teardown, type AdapterName } from './fixtures/server-harness.js'
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
-import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import * as api from '@opentelemetry/api'
+import { installTracePropagation } from './fixtures/otel.js'
 
-api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
-api.propagation.setGlobalPropagator(new W3CTraceContextPropagator())
-
-afterAll(() => {
-  api.propagation.disable()
-  api.context.disable()
-})
+installTracePropagation()
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
 const SPAN_ID = '00f067aa0ba902b7'
