@@ -5,11 +5,12 @@
  *   balance   p99 with one endpoint of ten 10× slower: default balancer vs all healthy vs round-robin
  *   failover  an open loop at 1,000 req/s while one of three endpoints is SIGKILLed
  *   stack     the core client stack alone (no network): ns per call with each policy on
+ *   routing   a 10-rule route table vs no routes through the agent (throughput ratio)
  *   propagation  a ServicePolicy put on the control endpoint (its own process, the `meshlet control`
  *             CLI) until applied in N meshes (N = 100, 1,000) that follow it from a few processes
  *   registry  10,000 instances on the endpoint: its RSS, list latency, heartbeat load at their TTL
  *   grpc      plain grpc-js vs grpc-js through meshlet (client and server), unary c=64 and server streaming (bench/grpc.ts)
- * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [propagation] [registry] [grpc]   (all by default)
+ * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [routing] [propagation] [registry] [grpc]   (all by default)
  * Env: BENCH_SECONDS (5) BENCH_WARMUP (1) BENCH_ROUNDS (2) BENCH_LATENCY_REQUESTS (3000)
  *      BENCH_REQUESTS (20000) BENCH_BALANCE_DELAY_MS (10; the slow endpoint takes 10×)
  *      BENCH_FAILOVER_SECONDS (6) BENCH_FAILOVER_RATE (1000)
@@ -700,7 +701,41 @@ function machine(): Record<string, unknown> {
   }
 }
 
-const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, propagation, registry, grpc }
+/**
+ * Routing overhead (issue 4): the same upstream through a destination with no routes and one with
+ * a 10-rule table whose last rule matches (nine header + path matches fail first), interleaved.
+ */
+async function routing(): Promise<Record<string, unknown>> {
+  const upstream = await startUpstream(['0'])
+  const endpoints = [{ url: local(upstream.ports[0]!), revision: 'v1' }]
+  const rules = [
+    ...Array.from({ length: 9 }, (_, i) => ({ match: { headers: { 'x-tenant': `t${i}` }, path: { prefix: `/never-${i}/` } }, split: [{ revision: 'v1', weight: 100 }] })),
+    { split: [{ revision: 'v1', weight: 100 }] },
+  ]
+  const mesh = await newMesh({ plain: { endpoints }, routed: { endpoints, routes: rules } })
+  const agent = meshAgent(mesh)
+  try {
+    console.log(`routing: c=${OVERHEAD_CONCURRENCY}, ${WARMUP} s warm-up + ${SECONDS} s per run, ${ROUNDS} interleaved rounds`)
+    const tput = await interleave({ 'no routes': sender(agent, 'http://plain'), '10-rule route table': sender(agent, 'http://routed') }, ROUNDS, async (_name, send) => {
+      await closedLoop(send, { concurrency: OVERHEAD_CONCURRENCY, seconds: WARMUP })
+      return closedLoop(send, { concurrency: OVERHEAD_CONCURRENCY, seconds: SECONDS })
+    })
+    const rps = (k: string): number => tput.get(k)!.requests / tput.get(k)!.seconds
+    const ratio = round3(rps('10-rule route table') / rps('no routes'))
+    printTable(
+      `routing overhead, c=${OVERHEAD_CONCURRENCY}`,
+      [...tput].map(([k, t]) => ({ variant: k, ...t.summary() })),
+    )
+    printTable('routing targets', [{ metric: '10-rule table / no routes req/s', value: ratio, target: '>= 0.97', result: check(ratio >= 0.97) }])
+    return { rounds: ROUNDS, results: Object.fromEntries([...tput].map(([k, t]) => [k, t.summary()])), ratio }
+  } finally {
+    await agent.close()
+    await mesh.close()
+    await stop(upstream.child)
+  }
+}
+
+const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, routing, propagation, registry, grpc }
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios)
 for (const s of selected) if (!(s in scenarios)) throw new Error(`unknown scenario "${s}"; choose from: ${Object.keys(scenarios).join(', ')}`)
 
