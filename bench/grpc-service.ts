@@ -27,6 +27,7 @@ export const echoService = {
 
 export type EchoClient = grpc.Client & {
   Echo(req: Buffer, cb: grpc.requestCallback<Buffer>): grpc.ClientUnaryCall
+  Echo(req: Buffer, options: grpc.CallOptions, cb: grpc.requestCallback<Buffer>): grpc.ClientUnaryCall
   Stream(req: Buffer): grpc.ClientReadableStream<Buffer>
 }
 export const EchoClient = grpc.makeGenericClientConstructor(echoService, 'Echo') as unknown as new (target: string, creds: grpc.ChannelCredentials, options?: grpc.ClientOptions) => EchoClient

@@ -5,11 +5,13 @@
  * (server interceptors, admission on). Both servers live in one child process
  * (bench/dist/grpc-server.js), so client and server never share an event loop.
  *   unary   echo of 1 KiB at c=64: throughput, p50/p99; target meshlet ≥ 0.90× plain. A third variant,
- *           the meshlet client against the plain server, splits the cost between client and server.
+ *           the meshlet client against the plain server, splits the cost between client and server;
+ *           three more, plain grpc-js with a no-op interceptor, with meshlet's retry service config and
+ *           with a deadline on every call, are what grpc-js itself costs for each of those.
  *   stream  server streaming, STREAM_MESSAGES × STREAM_BYTES per call: messages/s
  */
 import { join } from 'node:path'
-import { credentials } from '@grpc/grpc-js'
+import { credentials, InterceptingCall, type Interceptor } from '@grpc/grpc-js'
 import { createMesh, type Mesh } from '@meshlet/core'
 import { meshClientOptions, meshTarget, register } from '@meshlet/grpc'
 import { closedLoop, type Send } from './load.js'
@@ -25,8 +27,16 @@ const STREAM_CONCURRENCY = 16
 const REQUEST = Buffer.alloc(1024, 'x')
 const EMPTY = Buffer.alloc(0)
 
-function unarySender(client: EchoClient): Send {
-  return () => new Promise((resolve, reject) => client.Echo(REQUEST, (err) => (err ? reject(err) : resolve(200))))
+/** What `serviceConfigFor` gives the default mesh policy: 2 retries on UNAVAILABLE, a 20% budget (LB policy aside). */
+const RETRY_SERVICE_CONFIG = {
+  methodConfig: [{ name: [{}], retryPolicy: { maxAttempts: 3, initialBackoff: '0.025s', maxBackoff: '0.25s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] } }],
+  retryThrottling: { maxTokens: 100, tokenRatio: 0.2 },
+}
+
+/** Unary calls; with `deadlineMs`, each call has a deadline that far ahead (as the mesh's timeout gives every call). */
+function unarySender(client: EchoClient, deadlineMs?: number): Send {
+  if (deadlineMs === undefined) return () => new Promise((resolve, reject) => client.Echo(REQUEST, (err) => (err ? reject(err) : resolve(200))))
+  return () => new Promise((resolve, reject) => client.Echo(REQUEST, { deadline: Date.now() + deadlineMs }, (err) => (err ? reject(err) : resolve(200))))
 }
 
 /** One server-streaming call; fails unless all STREAM_MESSAGES arrive. */
@@ -56,14 +66,26 @@ export async function grpc(): Promise<Record<string, unknown>> {
     const meshed = new EchoClient(meshTarget('echo'), creds, meshClientOptions(mesh, 'echo'))
     // The meshlet client against the plain server: tells the client's share of the cost from the server's.
     const meshedClientOnly = new EchoClient(meshTarget('echo-plain'), creds, meshClientOptions(mesh, 'echo-plain'))
-    clients.push(plain, meshed, meshedClientOnly)
+    // Floors inside grpc-js, no meshlet code: a do-nothing interceptor, and the retry service config
+    // meshlet generates for the default policy (grpc-js then runs every call as a retrying call).
+    const noop: Interceptor = (options, next) => new InterceptingCall(next(options))
+    const noopInterceptor = new EchoClient(`127.0.0.1:${plainPort}`, creds, { interceptors: [noop] })
+    const retryConfig = new EchoClient(`127.0.0.1:${plainPort}`, creds, { 'grpc.service_config': JSON.stringify(RETRY_SERVICE_CONFIG) })
+    clients.push(plain, meshed, meshedClientOnly, noopInterceptor, retryConfig)
 
     const run = (concurrency: number) => async (_name: string, send: Send) => {
       await closedLoop(send, { concurrency, seconds: WARMUP })
       return closedLoop(send, { concurrency, seconds: SECONDS })
     }
     console.log(`grpc unary: 1 KiB echo, c=${CONCURRENCY}, ${WARMUP} s warm-up + ${SECONDS} s per run, ${ROUNDS} interleaved rounds`)
-    const unary = await interleave({ 'grpc-js': unarySender(plain), meshlet: unarySender(meshed), 'meshlet client only': unarySender(meshedClientOnly) }, ROUNDS, run(CONCURRENCY))
+    const unary = await interleave({
+        'grpc-js': unarySender(plain),
+        meshlet: unarySender(meshed),
+        'meshlet client only': unarySender(meshedClientOnly),
+        'grpc-js no-op interceptor': unarySender(noopInterceptor),
+        'grpc-js retry config': unarySender(retryConfig),
+        'grpc-js deadline': unarySender(plain, 10_000),
+      }, ROUNDS, run(CONCURRENCY))
     console.log(`grpc stream: ${STREAM_MESSAGES} × ${STREAM_BYTES} B messages per call, c=${STREAM_CONCURRENCY}, ${ROUNDS} interleaved rounds`)
     const stream = await interleave({ 'grpc-js': streamSender(plain), meshlet: streamSender(meshed) }, ROUNDS, run(STREAM_CONCURRENCY))
 
@@ -92,6 +114,9 @@ export async function grpc(): Promise<Record<string, unknown>> {
     printTable('grpc targets', [
       { metric: 'meshlet / grpc-js unary calls/s', value: unaryRatio, target: '>= 0.90', result: check(unaryRatio >= 0.9) },
       { metric: 'meshlet client only / grpc-js unary calls/s', value: round3(rate(unary.get('meshlet client only')!) / rate(unary.get('grpc-js')!)), target: '', result: '' },
+      { metric: 'grpc-js no-op interceptor / grpc-js unary calls/s', value: round3(rate(unary.get('grpc-js no-op interceptor')!) / rate(unary.get('grpc-js')!)), target: '', result: '' },
+      { metric: 'grpc-js retry config / grpc-js unary calls/s', value: round3(rate(unary.get('grpc-js retry config')!) / rate(unary.get('grpc-js')!)), target: '', result: '' },
+      { metric: 'grpc-js deadline / grpc-js unary calls/s', value: round3(rate(unary.get('grpc-js deadline')!) / rate(unary.get('grpc-js')!)), target: '', result: '' },
       { metric: 'meshlet / grpc-js streamed messages/s', value: streamRatio, target: '', result: '' },
     ])
     return {
