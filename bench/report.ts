@@ -1,5 +1,14 @@
 /** What the scenarios share: interleaved rounds of variants, their totals, and the tables they print. */
+import { createMesh, type Mesh, type MeshOptions } from '@meshlet/core'
 import { Histogram, type LoadResult, type Send } from './load.js'
+
+/** The URL of a loopback port. */
+export const local = (port: number): string => `http://127.0.0.1:${port}`
+
+/** A client mesh named "bench" with these destinations (signals left alone). */
+export function newMesh(services: NonNullable<MeshOptions['services']>): Promise<Mesh> {
+  return createMesh({ service: 'bench', services, shutdownSignals: false })
+}
 
 /** A positive number from the environment, else `fallback`. */
 export function envNumber(name: string, fallback: number): number {

@@ -10,7 +10,8 @@
  *             CLI) until applied in N meshes (N = 100, 1,000) that follow it from a few processes
  *   registry  10,000 instances on the endpoint: its RSS, list latency, heartbeat load at their TTL
  *   grpc      plain grpc-js vs grpc-js through meshlet (client and server), unary c=64 and server streaming (bench/grpc.ts)
- * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [routing] [propagation] [registry] [grpc]   (all by default)
+ *   spike     bursts of 10×C POSTs at two instances, one of capacity C: admission on vs off (bench/spike.ts)
+ * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [routing] [propagation] [registry] [grpc] [spike]   (all by default)
  * Env: BENCH_SECONDS (5) BENCH_WARMUP (1) BENCH_ROUNDS (2) BENCH_LATENCY_REQUESTS (3000)
  *      BENCH_REQUESTS (20000) BENCH_BALANCE_DELAY_MS (10; the slow endpoint takes 10×)
  *      BENCH_FAILOVER_SECONDS (6) BENCH_FAILOVER_RATE (1000)
@@ -27,11 +28,12 @@ import { join } from 'node:path'
 import { metrics } from '@opentelemetry/api'
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
 import { Pool, type Dispatcher } from 'undici'
-import { API_VERSION, Classification, ControlClient, createMesh, DEFAULT_INSTANCE_TTL, type BalancerType, type ClientProtocol, type InstanceRegistration, type Mesh, type MeshOptions, type RegisterResponse, type Resource } from '@meshlet/core'
+import { API_VERSION, Classification, ControlClient, DEFAULT_INSTANCE_TTL, type BalancerType, type ClientProtocol, type InstanceRegistration, type Mesh, type RegisterResponse, type Resource } from '@meshlet/core'
 import { meshAgent } from '@meshlet/http'
 import { closedLoop, Histogram, openLoop, type Send } from './load.js'
 import { grpc } from './grpc.js'
-import { check, envNumber, interleave, printTable, round1, round3 } from './report.js'
+import { check, envNumber, interleave, local, newMesh, printTable, round1, round3 } from './report.js'
+import { spike } from './spike.js'
 import { cpuMsOf, launch, machineCpuMs, nextMessage, rssKiBOf, startControlProcess, startHaproxy, startUpstream, stop, type ControlProcess } from './procs.js'
 
 const SECONDS = envNumber('BENCH_SECONDS', 5)
@@ -61,8 +63,6 @@ const meterProvider = new MeterProvider({
 })
 metrics.setGlobalMeterProvider(meterProvider)
 
-const local = (port: number): string => `http://127.0.0.1:${port}`
-
 /** One request through `d`; `origin` names a mesh service, or is omitted for a Pool. */
 function sender(d: Dispatcher, origin?: string): Send {
   return async () => {
@@ -70,10 +70,6 @@ function sender(d: Dispatcher, origin?: string): Send {
     await body.dump()
     return statusCode
   }
-}
-
-function newMesh(services: NonNullable<MeshOptions['services']>): Promise<Mesh> {
-  return createMesh({ service: 'bench', services, shutdownSignals: false })
 }
 
 
@@ -735,7 +731,7 @@ async function routing(): Promise<Record<string, unknown>> {
   }
 }
 
-const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, routing, propagation, registry, grpc }
+const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, routing, propagation, registry, grpc, spike }
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios)
 for (const s of selected) if (!(s in scenarios)) throw new Error(`unknown scenario "${s}"; choose from: ${Object.keys(scenarios).join(', ')}`)
 
