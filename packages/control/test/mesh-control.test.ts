@@ -4,11 +4,13 @@
  * from memory and from its disk snapshot while the endpoint is away.
  */
 import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import { parse } from 'yaml'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ControlClient, createMesh, type Mesh, type MeshOptions } from '@meshlet/core'
 import { createMeshServer, meshAgent, type MeshAgent } from '@meshlet/http'
-import { ADMIN, JOIN, policy, removeTempDirs, startTestControl, tempDir } from './control-harness.js'
+import { ADMIN, JOIN, policy, removeTempDirs, runCli, startTestControl, tempDir } from './control-harness.js'
 
 const closers: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -214,6 +216,44 @@ describe('mesh with a control endpoint', () => {
     const err = await agent.request({ origin: 'http://orders', path: '/', method: 'GET' }).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'MESHLET_ERR_NO_ENDPOINT' })
     expect(Date.now() - t1).toBeGreaterThanOrEqual(250)
+  })
+
+  it("accepts DESIGN.md's Route example as written, from a file (meshlet apply) and from code, and routes by it", async () => {
+    const designRoute = `apiVersion: meshlet.dev/v1
+kind: Route
+metadata: { name: payments, namespace: default }
+spec:
+  service: payments
+  rules:
+    - match: { headers: { x-canary: "1" } }
+      split: [{ revision: v2, weight: 100 }]
+    - timeout: 2s
+      retries: { attempts: 3, perTryTimeout: 500ms }
+      split: [{ revision: v1, weight: 95 }, { revision: v2, weight: 5 }]
+`
+    const control = await startTestControl()
+    closers.push(() => control.close())
+    const file = `${await tempDir()}/route.yaml`
+    await writeFile(file, designRoute)
+    const applied = await runCli(['apply', '-f', file, '--control', control.url, '--token', ADMIN])
+    expect(applied.code).toBe(0)
+    for (const [name, rev] of [['a', 'v1'], ['b', 'v2']] as const) {
+      const m = await mesh({ service: 'payments', revision: rev, control: control.url, token: JOIN, drain: { delay: 0 } })
+      createMeshServer(m, (_req, res) => res.end(name)).listen(0, '127.0.0.1')
+      await vi.waitFor(() => expect(m.inspect().control?.lease).toBeTruthy(), { timeout: 5000 })
+    }
+    const web = await mesh({ service: 'web', control: control.url, token: JOIN })
+    const agent = meshAgent(web)
+    closers.push(() => agent.close())
+    await vi.waitFor(() => expect(web.destination('payments')?.balancer.size).toBe(2), { timeout: 5000 })
+    const canary = await agent.request({ origin: 'http://payments', path: '/', method: 'GET', headers: { 'x-canary': '1' } })
+    expect(await canary.body.text()).toBe('b')
+    let v2 = 0
+    for (let i = 0; i < 100; i++) if ((await get(agent)).body === 'b') v2++
+    expect(v2).toBe(5)
+    // From code: the same spec object passes mesh.applyRoutes.
+    web.applyRoutes('payments', [parse(designRoute).spec])
+    expect(web.inspect().lastRejectedConfig).toBeNull()
   })
 
   it('rejects unknown mesh options for the control client with field paths', async () => {
