@@ -46,7 +46,7 @@ function startTelemetry(): { collect(): Promise<OtelSummary>; shutdown(): Promis
 }
 
 function summarize(data: readonly MetricData[]): OtelSummary {
-  const out: OtelSummary = { clientCalls: {}, serverRequests: {}, retries: {}, ejections: 0, breaker: {} }
+  const out: OtelSummary = { clientCalls: {}, serverRequests: {}, rpcClientCalls: {}, rpcServerCalls: {}, ejections: 0, breaker: {} }
   const add = (rec: Record<string, number>, key: string, n: number) => (rec[key] = (rec[key] ?? 0) + n)
   for (const m of data) {
     if (m.dataPointType === DataPointType.HISTOGRAM) {
@@ -58,13 +58,19 @@ function summarize(data: readonly MetricData[]): OtelSummary {
           if (a['error.type'] !== undefined) c.errors += p.value.count
         } else if (m.descriptor.name === 'http.server.request.duration') {
           add(out.serverRequests, String(a['http.response.status_code'] ?? a['error.type']), p.value.count)
+        } else if (m.descriptor.name === 'rpc.client.call.duration') {
+          const c = (out.rpcClientCalls[String(a['server.address'])] ??= { count: 0, errors: 0 })
+          c.count += p.value.count
+          if (a['error.type'] !== undefined) c.errors += p.value.count
+        } else if (m.descriptor.name === 'rpc.server.call.duration') {
+          // error.type is the status name of a call that did not end OK.
+          add(out.rpcServerCalls, String(a['error.type'] ?? 'OK'), p.value.count)
         }
       }
     } else if (m.dataPointType === DataPointType.SUM) {
       for (const p of m.dataPoints) {
         const a = p.attributes
-        if (m.descriptor.name === 'meshlet.retries') add(out.retries, String(a['meshlet.retry.outcome']), p.value)
-        else if (m.descriptor.name === 'meshlet.endpoint.ejections') out.ejections += p.value
+        if (m.descriptor.name === 'meshlet.endpoint.ejections') out.ejections += p.value
         else if (m.descriptor.name === 'meshlet.breaker.state') add(out.breaker, String(a['meshlet.breaker.state']), p.value)
       }
     }
@@ -74,13 +80,12 @@ function summarize(data: readonly MetricData[]): OtelSummary {
 
 /** Counts what the mesh publishes on its `meshlet:*` diagnostics channels. */
 function watchMeshEvents(): { events: MeshEvents; drain: string[]; closeStartedAt(): number; stop(): void } {
-  const events: MeshEvents = { retries: [], ejected: [], restored: [], breaker: [], config: [] }
+  const events: MeshEvents = { ejected: [], restored: [], breaker: [], config: [] }
   const drain: string[] = []
   let closeStart = 0
   let closeStartedAt = 0
   const at = () => Date.now()
   const handlers: Record<string, (msg: unknown) => void> = {
-    'meshlet:retry': (m) => events.retries.push({ after: (m as { previousEndpoint?: string }).previousEndpoint ?? '(none)', at: at() }),
     'meshlet:endpoint:ejected': (m) => {
       const e = m as { endpoint: string; durationMs: number; consecutiveFailures: number }
       events.ejected.push({ endpoint: e.endpoint, durationMs: e.durationMs, consecutiveFailures: e.consecutiveFailures, at: at() })
@@ -191,7 +196,7 @@ export function runChild(start: (config: ServiceConfig) => Promise<ChildService>
     if (msg.type === 'inspect') {
       void send({ type: 'inspect', inspect: svc.mesh.inspect() })
     } else if (msg.type === 'report') {
-      const windows = msg.windows.map((w) => ({ edge: svc.edge?.stats(w), served: svc.served?.stats(w), retries: watch.events.retries.filter((r) => r.at >= w.from && r.at < w.to).length }))
+      const windows = msg.windows.map((w) => ({ edge: svc.edge?.stats(w), served: svc.served?.stats(w) }))
       telemetry.collect().then(
         (otel) => void send({ type: 'report', report: { instance, edge: svc.edge?.stats(), otel, events: watch.events, inspect: svc.mesh.inspect(), served: svc.served?.stats(), windows } }),
         fail,

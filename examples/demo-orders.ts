@@ -1,23 +1,28 @@
 /**
- * orders: Express with the `meshlet(mesh)` middleware. `PUT /orders/:id` charges the order through
- * `http://payments/charge` with undici's `request` and the mesh agent, which balances over the
- * payments instances, retries, ejects outliers and measures. The instances of payments and the
- * policy for calling them (balancer, retries, timeouts, ejection) come from the control endpoint:
- * the `ServicePolicy` named payments, which the demo changes with `meshlet apply` while it runs.
+ * orders: Express with the `meshlet(mesh)` middleware. `PUT /orders/:id` charges the order with
+ * `shop.Payments/Charge` through a grpc-js client on `meshlet:///payments` (`register(mesh)` and
+ * `meshClientOptions(mesh, 'payments')`): the mesh's LB policy balances each attempt over the
+ * payments instances and ejects outliers, grpc-js retries by the service config the mesh generates
+ * from the policy (Charge is marked idempotent: it carries an idempotency key), and the interceptor
+ * passes on the inherited deadline and measures. The instances of payments and the policy for
+ * calling them (balancer, retries, timeouts, ejection) come from the control endpoint: the
+ * `ServicePolicy` named payments, which the demo changes with `meshlet apply` while it runs.
  */
 import type { AddressInfo } from 'node:net'
 import express from 'express'
-import { request } from 'undici'
+import { credentials, status, type ServiceError } from '@grpc/grpc-js'
 import { createMesh } from '@meshlet/core'
-import { meshAgent } from '@meshlet/http'
 import { meshlet } from '@meshlet/http/express'
+import { meshClientOptions, meshTarget, register } from '@meshlet/grpc'
 import { runChild } from './demo-child.js'
+import { CHARGE, PaymentsClient, type ChargeReply } from './demo-payments-api.js'
 import { EdgeRecorder } from './demo-shared.js'
 
 runChild(async ({ control, token }) => {
   // No endpoints and no policy here: both follow the control endpoint live. drain.delay: see demo-payments.ts.
   const mesh = await createMesh({ service: 'orders', control, token, drain: { delay: '250ms' } })
-  const agent = meshAgent(mesh)
+  const unregister = register(mesh, { idempotent: [CHARGE] })
+  const payments = new PaymentsClient(meshTarget('payments'), credentials.createInsecure(), meshClientOptions(mesh, 'payments'))
   const edge = new EdgeRecorder()
 
   const app = express()
@@ -25,23 +30,16 @@ runChild(async ({ control, token }) => {
   app.put('/orders/:id', express.json(), async (req, res) => {
     const id = req.params.id as string
     const amount = Number((req.body as { amount?: number }).amount ?? 0)
-    try {
-      const payment = await edge.time(
-        () =>
-          request('http://payments/charge', {
-            method: 'POST',
-            idempotent: true,
-            headers: { 'content-type': 'application/json', 'idempotency-key': `order-${id}` },
-            body: JSON.stringify({ order: id, amount }),
-            dispatcher: agent,
-          }).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as { instance?: string } })),
-        (r) => ({ outcome: String(r.status), ok: r.status === 200 }),
-      )
-      if (payment.status !== 200) res.status(502).json({ error: `payments answered ${payment.status}` })
-      else res.json({ order: id, amount, paidBy: payment.body.instance })
-    } catch (err) {
-      res.status(502).json({ error: (err as Error).message })
-    }
+    // The call inherits this request's deadline (sent on by web) through the mesh's call scope.
+    const payment = await edge.time(
+      () =>
+        new Promise<{ reply?: ChargeReply; error?: ServiceError }>((resolve) =>
+          payments.Charge({ order: id, amount, idempotency_key: `order-${id}` }, (error, reply) => resolve(error ? { error } : { reply })),
+        ),
+      (r) => ({ outcome: status[r.error?.code ?? status.OK], ok: r.error === undefined }),
+    )
+    if (payment.error) res.status(502).json({ error: `payments answered ${status[payment.error.code]}: ${payment.error.details}` })
+    else res.json({ order: id, amount, paidBy: payment.reply?.instance })
   })
 
   const server = app.listen(0, '127.0.0.1')
@@ -52,5 +50,13 @@ runChild(async ({ control, token }) => {
   // Express does not tell the mesh its port, so the instance registers itself.
   const port = (server.address() as AddressInfo).port
   await mesh.register({ port })
-  return { mesh, port, edge, close: () => agent.close() }
+  return {
+    mesh,
+    port,
+    edge,
+    close: async () => {
+      payments.close()
+      unregister()
+    },
+  }
 })

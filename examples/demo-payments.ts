@@ -1,22 +1,23 @@
 /**
- * payments: a bare node:http server through `createMeshServer`, which registers the instance with
- * the control endpoint once it listens. `POST /charge` takes a few ms; an instance configured slow
- * adds `slowMs`, and a flaky one fails `failRate` of its requests, half with a 503 and half by
- * resetting the connection.
+ * payments: a grpc-js server built with `createGrpcServer(mesh)` (the mesh's server interceptors:
+ * deadline, admission, load report, metrics, drain) and bound with `bindGrpcServer`, which registers
+ * the instance with the control endpoint with protocol grpc. `shop.Payments/Charge` (payments.proto)
+ * takes a few ms; an instance configured slow adds `slowMs`, and a flaky one fails `failRate` of its
+ * calls, half with UNAVAILABLE (the processor refused: retried for any method) and half with
+ * INTERNAL (failed part-way: retried only because orders marks Charge idempotent). Not a
+ * connection-level failure, as the HTTP demo's resets were: grpc-js's server API gives a handler no
+ * stream to reset, and dropping the connection would fail every call multiplexed on it.
+ *
+ * Each attempt is counted as it arrives, with whether grpc-js sent it as a retry (the
+ * `grpc-previous-rpc-attempts` metadata): the retries happen inside orders' grpc-js channel, so
+ * this is where they are seen one by one.
  */
-import type { IncomingMessage } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js'
 import { createMesh } from '@meshlet/core'
-import { createMeshServer } from '@meshlet/http'
+import { bindGrpcServer, createGrpcServer } from '@meshlet/grpc'
 import { runChild } from './demo-child.js'
+import { paymentsService, type ChargeReply, type ChargeRequest } from './demo-payments-api.js'
 import { ServedRecorder } from './demo-shared.js'
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  let body = ''
-  for await (const chunk of req) body += String(chunk)
-  return body
-}
 
 runChild(async ({ instance, control, token, slowMs = 0, failRate = 0 }) => {
   // Peers hear of the deregistration on close() through their watch within milliseconds on
@@ -24,31 +25,29 @@ runChild(async ({ instance, control, token, slowMs = 0, failRate = 0 }) => {
   const mesh = await createMesh({ service: 'payments', control, token, drain: { delay: '250ms' } })
   const served = new ServedRecorder()
 
-  const server = createMeshServer(mesh, (req, res) => {
-    void (async () => {
-      if (req.method !== 'POST' || req.url !== '/charge') {
-        res.writeHead(404).end()
-        return
-      }
-      const done = served.arrived()
-      const charge = JSON.parse(await readBody(req)) as { order: string; amount: number }
-      await sleep(1 + Math.random() * 3 + slowMs)
-      const roll = Math.random()
-      if (roll < failRate / 2) {
-        done('503')
-        res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"payment processor unavailable"}')
-      } else if (roll < failRate) {
-        done('reset')
-        req.socket.destroy()
-      } else {
-        done('ok')
-        const body = JSON.stringify({ instance, order: charge.order, amount: charge.amount, status: 'captured' })
-        res.writeHead(200, { 'content-type': 'application/json' }).end(body)
-      }
-    })().catch(() => {
-      if (!res.headersSent) res.writeHead(400).end()
-    })
+  const server = createGrpcServer(mesh)
+  server.addService(paymentsService, {
+    Charge(call: ServerUnaryCall<ChargeRequest, ChargeReply>, callback: sendUnaryData<ChargeReply>) {
+      const done = served.arrived(Number(call.metadata.get('grpc-previous-rpc-attempts')[0] ?? 0) > 0)
+      const { order, amount } = call.request
+      setTimeout(
+        () => {
+          const roll = Math.random()
+          if (roll < failRate / 2) {
+            done('unavailable')
+            callback({ code: status.UNAVAILABLE, details: 'payment processor unavailable; nothing charged' })
+          } else if (roll < failRate) {
+            done('internal')
+            callback({ code: status.INTERNAL, details: 'charge failed part-way' })
+          } else {
+            done('ok')
+            callback(null, { instance, order, amount, status: 'captured' })
+          }
+        },
+        1 + Math.random() * 3 + slowMs,
+      )
+    },
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { mesh, port: (server.address() as AddressInfo).port, served }
+  const port = await bindGrpcServer(mesh, server, '127.0.0.1:0', ServerCredentials.createInsecure())
+  return { mesh, port, served }
 })

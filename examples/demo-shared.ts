@@ -15,7 +15,7 @@ export interface ServiceConfig {
   token: string
   /** The service this one calls, and how many of its instances the control endpoint must have shown it before it reports itself started. */
   upstream?: { service: string; instances: number }
-  /** payments only: extra latency and the share of requests that fail (half 503, half reset). */
+  /** payments only: extra latency and the share of calls that fail (half UNAVAILABLE, half INTERNAL). */
   slowMs?: number
   failRate?: number
 }
@@ -44,8 +44,10 @@ export interface OtelSummary {
   clientCalls: Record<string, { count: number; errors: number }>
   /** http.server.request.duration: requests per status code (or error.type when none was sent). */
   serverRequests: Record<string, number>
-  /** meshlet.retries: sum per `meshlet.retry.outcome` (`sent`, or why a retry was not sent). */
-  retries: Record<string, number>
+  /** rpc.client.call.duration: gRPC calls (retries inside) and failed calls per destination. */
+  rpcClientCalls: Record<string, { count: number; errors: number }>
+  /** rpc.server.call.duration: gRPC calls served per status name. */
+  rpcServerCalls: Record<string, number>
   /** meshlet.endpoint.ejections */
   ejections: number
   /** meshlet.breaker.state transitions per new state. */
@@ -54,8 +56,6 @@ export interface OtelSummary {
 
 /** What the mesh told us on diagnostics_channel; every `at` is Date.now(). */
 export interface MeshEvents {
-  /** meshlet:retry: each retry, with the endpoint whose failure caused it. */
-  retries: { after: string; at: number }[]
   /** meshlet:endpoint:ejected */
   ejected: { endpoint: string; durationMs: number; consecutiveFailures: number; at: number }[]
   /** meshlet:endpoint:restored */
@@ -66,22 +66,23 @@ export interface MeshEvents {
   config: { event: 'applied' | 'rejected'; service: string; source: string; detail?: string; at: number }[]
 }
 
-/** What a payments instance did itself (the ground truth for injected faults). */
+/** What a payments instance did itself (the ground truth for attempts, retries and injected faults). */
 export interface ServedStats {
+  /** Attempts that reached the handler. */
   requests: number
+  /** Of those, the ones grpc-js sent as retries (`grpc-previous-rpc-attempts` ≥ 1). */
+  retries: number
   ok: number
-  injected503: number
-  injectedResets: number
+  injectedUnavailable: number
+  injectedInternal: number
 }
 
 /** One window of a service's run. */
 export interface WindowReport {
   /** Its outbound edge's calls that started in the window. */
   edge?: EdgeStats
-  /** payments: requests that arrived in the window. */
+  /** payments: attempts that arrived in the window. */
   served?: ServedStats
-  /** meshlet:retry events in the window. */
-  retries: number
 }
 
 export interface ServiceReport {
@@ -158,25 +159,28 @@ export class EdgeRecorder {
   }
 }
 
-/** Counts what a payments instance served, with the arrival time of each request. */
-export class ServedRecorder {
-  readonly #requests: { at: number; result: 'ok' | '503' | 'reset' | 'pending' }[] = []
+type Served = 'ok' | 'unavailable' | 'internal'
 
-  /** Records a request as it arrives; call the returned function with its result. */
-  arrived(): (result: 'ok' | '503' | 'reset') => void {
-    const r: { at: number; result: 'ok' | '503' | 'reset' | 'pending' } = { at: Date.now(), result: 'pending' }
+/** Counts what a payments instance served, with the arrival time of each attempt. */
+export class ServedRecorder {
+  readonly #requests: { at: number; retry: boolean; result: Served | 'pending' }[] = []
+
+  /** Records an attempt as it arrives (`retry`: sent as a retry); call the returned function with its result. */
+  arrived(retry: boolean): (result: Served) => void {
+    const r: { at: number; retry: boolean; result: Served | 'pending' } = { at: Date.now(), retry, result: 'pending' }
     this.#requests.push(r)
     return (result) => void (r.result = result)
   }
 
   stats(window?: Window): ServedStats {
-    const out: ServedStats = { requests: 0, ok: 0, injected503: 0, injectedResets: 0 }
+    const out: ServedStats = { requests: 0, retries: 0, ok: 0, injectedUnavailable: 0, injectedInternal: 0 }
     for (const r of this.#requests) {
       if (!inWindow(r.at, window)) continue
       out.requests++
+      if (r.retry) out.retries++
       if (r.result === 'ok') out.ok++
-      else if (r.result === '503') out.injected503++
-      else if (r.result === 'reset') out.injectedResets++
+      else if (r.result === 'unavailable') out.injectedUnavailable++
+      else if (r.result === 'internal') out.injectedInternal++
     }
     return out
   }

@@ -1,8 +1,9 @@
 /**
  * The meshlet demo: `pnpm demo`.
  *
- *   client ──► web (Fastify) ──► orders (Express) ──► payments-a (node:http)
- *                                                 └─► payments-b (node:http, +40 ms, 20% 503s/resets)
+ *                HTTP               HTTP                gRPC (meshlet:///payments)
+ *   client ──► web (Fastify) ──► orders (Express) ──┬─► payments-a (grpc-js)
+ *                                                   └─► payments-b (grpc-js, +40 ms, 20% UNAVAILABLE/INTERNAL)
  *                  ╰───────── every mesh registers with and watches ─────────╯
  *                          the control endpoint, embedded in this process
  *
@@ -11,11 +12,17 @@
  * instance and learns the instances it calls, and the policy for calling them, from it. The payments
  * policy is a `ServicePolicy` applied with the real `meshlet` CLI: first with the round-robin
  * balancer, and midway through the traffic again with the latency-aware p2c-peak-ewma, so that the
- * slow, flaky payments-b loses most of its share while checkouts keep flowing.
+ * slow, flaky payments-b loses most of its share while checkouts keep flowing. orders calls payments
+ * over gRPC: the mesh's grpc-js LB policy picks the instance of every attempt, and grpc-js itself
+ * retries by the service config the mesh generates from the policy.
  *
  * The driver sends checkouts to web at a bounded rate, asks every service for its numbers (its own
  * timings, OpenTelemetry metrics, diagnostics-channel events, mesh.inspect()) split into the windows
- * before and after the change, prints a report, and closes everything through mesh.close(), which
+ * before and after the change. gRPC retries happen inside orders' grpc-js channel, out of the mesh's
+ * sight, so they are counted where they land: each payments instance records every attempt it
+ * served, and whether grpc-js sent it as a retry (`grpc-previous-rpc-attempts`); orders records
+ * its calls, so attempts − calls must equal those retries. It prints a report, and closes
+ * everything through mesh.close(), which
  * deregisters first. It exits non-zero when the client saw failures above 1%, the CLI or the policy
  * change failed, a service crashed, did not exit after closing or stayed registered, the control
  * endpoint logged an error, or the whole ran past 18 s.
@@ -55,8 +62,9 @@ spec:
   service: payments
   # Generous for a ~5 ms call, so that a busy machine slows the demo down without failing it.
   timeout: 3s
-  # A charge is a POST, but one with an idempotency key may be repeated, so 503s and resets are
-  # retried: at most 2 retries, each on an endpoint the call has not tried yet.
+  # At most 2 retries: grpc-js's retryPolicy in the service config the mesh makes of this (maxAttempts 3),
+  # on UNAVAILABLE, and for Charge, which orders marks idempotent (it carries an idempotency key), on
+  # INTERNAL too. The budget becomes grpc-js's retryThrottling; perTryTimeout applies to HTTP calls only.
   retries: { attempts: 2, perTryTimeout: 1s, backoff: { base: 5ms, max: 50ms } }
   # Ejection after 5 failures in a row, for 1 s (scaled down from 30 s for a few seconds of traffic).
   outlier: { consecutiveFailures: 5, interval: 1s, baseEjectionTime: 1s }
@@ -370,7 +378,7 @@ function main(): Promise<number> {
 }
 
 async function run(): Promise<number> {
-  console.log('meshlet demo: client → web (Fastify) → orders (Express) → payments ×2 (node:http), one process each,')
+  console.log('meshlet demo: client → web (Fastify) → orders (Express) → gRPC → payments ×2 (grpc-js), one process each,')
   console.log('finding each other through a control endpoint embedded in the demo\n')
 
   // Every service process loads its modules while the control endpoint starts.
@@ -403,7 +411,7 @@ async function run(): Promise<number> {
   ])
   const services = [web, orders, payA, payB]
   const nameOf = new Map(services.map((s) => [s.url, s.instance]))
-  const role: Record<string, string> = { 'payments-a': 'healthy', 'payments-b': `+${SLOW_MS} ms, ${FAIL_RATE * 100}% 503/reset` }
+  const role: Record<string, string> = { 'payments-a': 'healthy, gRPC', 'payments-b': `gRPC, +${SLOW_MS} ms, ${FAIL_RATE * 100}% UNAVAILABLE/INTERNAL` }
   const registered = control.state.instances()
   console.log(`services, started together; each registered with the control endpoint (${registered.length} instances there) and found what it calls there`)
   for (const s of services) console.log(`  ${s.instance.padEnd(10)}  ${s.url}  pid ${s.child.pid}  lease ${s.lease.slice(0, 8)}${role[s.instance] ? `  (${role[s.instance]})` : ''}`)
@@ -432,9 +440,13 @@ async function run(): Promise<number> {
   const a = reports.get('payments-a')!
   const b = reports.get('payments-b')!
 
-  // Edges, each timed by its caller; OTel: the caller mesh's http.client.request.duration count.
+  // Edges, each timed by its caller; OTel: the caller mesh's http.client.request.duration (web) or
+  // rpc.client.call.duration (orders) count. Attempts and retries: what the payments instances counted.
   const edge = load.edge.stats()
-  const retriesSent = o.otel.retries.sent ?? 0
+  const sa = a.served!
+  const sb = b.served!
+  const attemptsServed = sa.requests + sb.requests
+  const retriesServed = sa.retries + sb.retries
   console.log(`edges, the whole run (${edge.calls} checkouts in ${load.seconds.toFixed(1)} s = ${Math.round(edge.calls / load.seconds)}/s; latency as the caller saw it)`)
   const edgeRow = (name: string, e: EdgeStats, otel: string, note: string) => [name, e.calls, e.errors, ms(e.p50), ms(e.p99), ms(e.max), otel, note]
   console.log(
@@ -443,7 +455,7 @@ async function run(): Promise<number> {
         ['edge', 'calls', 'errors', 'p50 ms', 'p99 ms', 'max ms', 'OTel calls', 'outcomes'],
         edgeRow('client → web', edge, '-', outcomes(edge.outcomes)),
         edgeRow('web → orders', w.edge!, String(w.otel.clientCalls.orders?.count ?? 0), outcomes(w.edge!.outcomes)),
-        edgeRow('orders → payments', o.edge!, String(o.otel.clientCalls.payments?.count ?? 0), `${outcomes(o.edge!.outcomes)}; ${o.edge!.calls + retriesSent} attempts`),
+        edgeRow('orders → payments', o.edge!, String(o.otel.rpcClientCalls.payments?.count ?? 0), `${outcomes(o.edge!.outcomes)}; ${attemptsServed} attempts served`),
       ],
       [false, true, true, true, true, true, true, false],
     ),
@@ -471,15 +483,16 @@ async function run(): Promise<number> {
         ['checkout p50 / p99 ms', ...col((i) => `${ms(clientWin[i]!.p50)} / ${ms(clientWin[i]!.p99)}`)],
         ['payment p50 / p99 ms', ...col((i) => `${ms(o.windows[i]!.edge!.p50)} / ${ms(o.windows[i]!.edge!.p99)}`)],
         ['attempts on payments-b', ...col(shareB)],
-        ['faults injected', ...col((i) => (b.windows[i]!.served?.injected503 ?? 0) + (b.windows[i]!.served?.injectedResets ?? 0))],
-        ['retries', ...col((i) => o.windows[i]!.retries)],
+        ['faults injected', ...col((i) => (b.windows[i]!.served?.injectedUnavailable ?? 0) + (b.windows[i]!.served?.injectedInternal ?? 0))],
+        ['retries', ...col((i) => (a.windows[i]!.served?.retries ?? 0) + (b.windows[i]!.served?.retries ?? 0))],
       ],
       [false, true, true, true],
     ),
   )
   console.log(`  while applying: from the CLI's start until orders' mesh.inspect() showed the new policy; each call counts in`)
-  console.log(`  the window it started in. payment: orders → payments as orders timed it, retries included; attempts: what`)
-  console.log(`  the payments instances served; retries: meshlet:retry events in orders`)
+  console.log(`  the window it started in, each attempt in the one it arrived in. payment: orders → payments as orders timed`)
+  console.log(`  it, retries included; attempts: what the payments instances served; retries: attempts that arrived as`)
+  console.log(`  grpc-js retries (grpc-previous-rpc-attempts metadata)`)
 
   // The payments endpoints as orders' mesh sees them, next to what each instance did itself.
   const endpoints = o.inspect.destinations.payments?.endpoints ?? []
@@ -499,7 +512,7 @@ async function run(): Promise<number> {
       e.ejected ? `yes, ${e.ejectedForMs} ms left` : 'no',
       e.ejections,
       s ? s.requests : '-',
-      s ? `${s.injected503}×503 ${s.injectedResets}×reset` : '-',
+      s ? `${s.injectedUnavailable}×UNAVAILABLE ${s.injectedInternal}×INTERNAL` : '-',
       load.paidBy[name] ?? 0,
     ]
   }
@@ -512,14 +525,13 @@ async function run(): Promise<number> {
   console.log(`  requests, failures: attempts the balancer sent there and saw fail; latencyMs: its peak-EWMA now;`)
   console.log(`  served, injected: what the instance itself counted; paid: checkouts the client got back paid by it`)
 
-  // Retries, ejections, breaker: OTel metrics and diagnostics-channel events, which must agree.
-  const retriesAfter: Record<string, number> = {}
-  for (const r of o.events.retries) retriesAfter[r.after] = (retriesAfter[r.after] ?? 0) + 1
-  const after = Object.entries(retriesAfter).map(([url, n]) => `${n} after ${nameOf.get(url) ?? url}`)
-  const faults = (b.served?.injected503 ?? 0) + (b.served?.injectedResets ?? 0) + (a.served?.injected503 ?? 0) + (a.served?.injectedResets ?? 0)
+  // Retries (counted three ways, which must agree), ejections (OTel metrics and diagnostics-channel events), breaker.
+  const faults = sa.injectedUnavailable + sa.injectedInternal + sb.injectedUnavailable + sb.injectedInternal
+  const attemptsPicked = totalAttempts
   console.log(`\nresilience in orders → payments, the whole run`)
-  console.log(`  faults injected   ${faults} (payments-b: ${b.served?.injected503 ?? 0}×503, ${b.served?.injectedResets ?? 0}×reset)`)
-  console.log(`  retries           ${retriesSent} sent (meshlet.retries{outcome=sent}); ${o.events.retries.length} meshlet:retry events: ${after.join(', ') || 'none'}`)
+  console.log(`  faults injected   ${faults} (payments-b: ${sb.injectedUnavailable}×UNAVAILABLE, ${sb.injectedInternal}×INTERNAL)`)
+  console.log(`  retries           ${retriesServed} attempts arrived as grpc-js retries (payments-a ${sa.retries}, payments-b ${sb.retries});`)
+  console.log(`                    attempts served − calls made = ${attemptsServed} − ${o.edge!.calls} = ${attemptsServed - o.edge!.calls}; orders' balancer picked ${attemptsPicked} attempts`)
   console.log(`  ejections         ${o.otel.ejections} (meshlet.endpoint.ejections); ${o.events.ejected.length} meshlet:endpoint:ejected, ${o.events.restored.length} meshlet:endpoint:restored events`)
   const restored = [...o.events.restored]
   for (const e of o.events.ejected) {
@@ -534,8 +546,8 @@ async function run(): Promise<number> {
   const breaker = o.inspect.destinations.payments?.breaker
   const transitions = o.events.breaker.map((t) => `${t.state} at ${since(trafficStart, t.at)}`)
   console.log(`  breaker           ${breaker ? `${breaker.state} (${breaker.fires} fires, ${breaker.failures} failures)` : 'none'}${transitions.length ? `; was ${transitions.join(', ')}` : ''}`)
-  console.log(`  retry budget left ${o.inspect.destinations.payments?.retryBudget?.balance ?? '-'}`)
-  console.log(`  served            orders ${outcomes(o.otel.serverRequests)}; payments-a ${outcomes(a.otel.serverRequests)}; payments-b ${outcomes(b.otel.serverRequests)} (http.server.request.duration)`)
+  console.log(`  served            orders ${outcomes(o.otel.serverRequests)} (http.server.request.duration); payments-a ${outcomes(a.otel.rpcServerCalls)};`)
+  console.log(`                    payments-b ${outcomes(b.otel.rpcServerCalls)} (rpc.server.call.duration)`)
   if (policy) console.log(`  policy now        ${describePolicy(policy)}`)
 
   // How each mesh follows the control endpoint, and what the endpoint recorded.
@@ -591,7 +603,9 @@ async function run(): Promise<number> {
       : `warning: payments-b's share did not drop after the change (${before} → ${afterChange})`,
   )
   notes.push(`${faults} injected faults → ${o.edge!.errors} failed payment calls, ${edge.errors} failed checkouts`)
-  if (retriesSent !== o.events.retries.length) notes.push(`warning: meshlet.retries (${retriesSent}) and meshlet:retry events (${o.events.retries.length}) disagree`)
+  if (attemptsServed - o.edge!.calls !== retriesServed || attemptsPicked !== attemptsServed) {
+    notes.push(`warning: the retry counts disagree (served ${attemptsServed} − calls ${o.edge!.calls} vs ${retriesServed} arrived as retries; ${attemptsPicked} picked)`)
+  }
 
   console.log(`\n${problems.length === 0 ? 'OK' : 'FAILED'}: ${[...problems, ...notes].join('; ')}; total ${((performance.now() - t0) / 1000).toFixed(1)} s`)
   return problems.length === 0 ? 0 : 1
