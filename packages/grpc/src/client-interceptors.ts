@@ -6,6 +6,7 @@
  * A call that has no time left, or meets an open breaker, fails without a network write.
  */
 import { DEADLINE_HEADER, ErrorCodes, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Destination, type Filter, type Mesh, type RequestInfo } from '@meshlet/core'
+import type { Attributes } from '@opentelemetry/api'
 import { InterceptingCall, Metadata, status as Status, type CallOptions, type ClientOptions, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js'
 import type { InterceptingCallInterface, NextCall } from '@grpc/grpc-js/build/src/client-interceptors.js'
 import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
@@ -13,7 +14,8 @@ import { rpcMetrics } from './grpc-metrics.js'
 import { grpcClassifier, type CallOutcome } from './grpc-status.js'
 import { registrationOf } from './registry.js'
 import { MESH_ARG } from './resolver-meshlet.js'
-import { ROUTE_REVISION_KEY, STREAMING_KEY, statusForHttp } from './routing.js'
+import { ROUTE_REVISION_KEY, statusForHttp } from './routing.js'
+import { track, untrack } from './call-registry.js'
 
 type Deadline = CallOptions['deadline']
 
@@ -49,7 +51,10 @@ type Go = (metadata: Metadata, listener: Partial<InterceptingListener>, start: (
 
 /**
  * One call: the real grpc-js call is made only when the call may go (deadline left, breaker
- * closed); until then, and when it may not, nothing reaches the network.
+ * closed); until then, and when it may not, nothing reaches the network. The interceptor returns
+ * it as it is: grpc-js uses only the InterceptingCallInterface methods of what an interceptor
+ * returns, and wrapping it in an InterceptingCall (a requester layer: three bound listeners and a
+ * listener object per call) cost about as much as all of meshlet's own work on a call.
  */
 class MeshCall implements InterceptingCallInterface {
   #real: InterceptingCallInterface | undefined
@@ -108,22 +113,47 @@ class MeshCall implements InterceptingCallInterface {
   }
 }
 
+/** What a call's method path decides, worked out once per path. */
+interface PathFacts {
+  /** The registration `idempotent` was read from (register() may be called again). */
+  readonly registration: ReturnType<typeof registrationOf>
+  readonly idempotent: boolean
+  /** `rpc.client.call.duration` attribute sets by status code. */
+  readonly attributes: Attributes[]
+}
+
+/** Writes trace context straight into the call's metadata. */
+const metadataSetter = { set: (carrier: Metadata, key: string, value: string) => carrier.set(key, value) }
+
 /** The mesh's client interceptors for calls to the mesh service `service`. */
 export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
   const metrics = rpcMetrics(mesh)
+  const paths = new Map<string, PathFacts>()
+  const factsOf = (path: string): PathFacts => {
+    const registration = registrationOf(mesh)
+    let f = paths.get(path)
+    if (f === undefined || f.registration !== registration) {
+      f = { registration, idempotent: isIdempotentPath(registration?.idempotent, path), attributes: [] }
+      if (paths.size < 1000) paths.set(path, f)
+    }
+    return f
+  }
   const interceptor: Interceptor = (options: InterceptorOptions, nextCall: NextCall) => {
     const dest = mesh.destination(service)
     if (dest === undefined) return new InterceptingCall(nextCall(options))
-    const path = options.method_definition.path
-    const streaming = options.method_definition.requestStream || options.method_definition.responseStream
-    const ctx = dest.newContext(isIdempotentPath(registrationOf(mesh)?.idempotent, path))
+    const method = options.method_definition
+    const path = method.path
+    const facts = factsOf(path)
+    const streaming = method.requestStream || method.responseStream
+    const ctx = dest.newContext(facts.idempotent)
     let deadline = Math.min(ctx.deadline, deadlineMs(options.deadline))
     const t0 = performance.now()
-    const record = (code: Status) => metrics.client.record((performance.now() - t0) / 1000, metrics.attributes('c', path, code, service))
+    const record = (code: Status) => metrics.client.record((performance.now() - t0) / 1000, (facts.attributes[code] ??= metrics.attributes('c', path, code, service)))
 
     const call: MeshCall = new MeshCall((metadata, listener, started) => {
       // Routes match on the method path and metadata: the rule picks the revision (the picker
-      // reads it from the metadata), may shorten the deadline, and may inject a fault.
+      // reads it from the call's context; the metadata tells the server), may shorten the
+      // deadline, and may inject a fault.
       let delay = 0
       const routes = dest.routes
       if (routes !== undefined) {
@@ -131,7 +161,10 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
         const rule = routes.route(info)
         if (rule !== undefined) {
           const revision = rule.revision(info)
-          if (revision !== undefined) metadata.set(ROUTE_REVISION_KEY, revision)
+          if (revision !== undefined) {
+            ctx.revision = revision
+            metadata.set(ROUTE_REVISION_KEY, revision)
+          }
           if (rule.timeout !== undefined) deadline = Math.min(deadline, Date.now() + rule.timeout)
           const fault = rule.fault
           if (fault !== undefined && (fault.header === undefined || info.header(fault.header) !== undefined)) {
@@ -150,8 +183,7 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
     })
 
     const proceed = (metadata: Metadata, listener: Partial<InterceptingListener>, started: (real: InterceptingCallInterface) => void): void => {
-      const now = Date.now()
-      if (deadline <= now) {
+      if (deadline <= Date.now()) {
         record(Status.DEADLINE_EXCEEDED)
         return call.fail(listener, Status.DEADLINE_EXCEEDED, deadlineExceeded(service, deadline, 1, false).message)
       }
@@ -160,42 +192,43 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
         record(Status.CANCELLED)
         return call.fail(listener, Status.CANCELLED, `Call to "${service}" was not sent: the inbound request it was made for was cancelled.`)
       }
-      if (deadline !== Infinity) metadata.set(DEADLINE_HEADER, String(deadline))
-      if (streaming) metadata.set(STREAMING_KEY, '1')
-      const carrier: Record<string, string> = {}
-      injectTraceContext(carrier)
-      for (const k in carrier) metadata.set(k, carrier[k]!)
+      if (deadline !== Infinity) {
+        metadata.set(DEADLINE_HEADER, String(deadline))
+        // grpc-js made `options` for this call alone (getInterceptingCall copies the call options).
+        options.deadline = deadline
+      }
+      if (dest.balancer.hashHeader !== undefined) ctx.hashKey = textValue(metadata, dest.balancer.hashHeader)
+      injectTraceContext(metadata, metadataSetter)
 
-      let settle: (o: CallOutcome) => void = () => {}
-      const outcome = new Promise<CallOutcome>((resolve) => (settle = resolve))
       let real: InterceptingCallInterface | undefined
-      const onAbort = () => real?.cancelWithStatus(Status.CANCELLED, `Cancelled: the inbound request this call to "${service}" was made for was cancelled.`)
-      const send = (): Promise<CallOutcome> => {
-        real = nextCall(deadline === Infinity ? options : { ...options, deadline })
-        signal?.addEventListener('abort', onAbort, { once: true })
+      const onAbort = signal === undefined ? undefined : () => real?.cancelWithStatus(Status.CANCELLED, `Cancelled: the inbound request this call to "${service}" was made for was cancelled.`)
+      const send = (settle: ((s: StatusObject) => void) | undefined): void => {
+        const id = track(metadata, { ctx, streaming })
+        real = nextCall(options)
+        if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true })
         real.start(metadata, {
           onReceiveMetadata: (md) => listener.onReceiveMetadata?.(md),
           onReceiveMessage: (m) => listener.onReceiveMessage?.(m),
           onReceiveStatus: (s: StatusObject) => {
-            signal?.removeEventListener('abort', onAbort)
+            untrack(id)
+            if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort)
             record(s.code)
-            settle(s)
+            settle?.(s)
             listener.onReceiveStatus?.(s)
           },
         })
         started(real)
-        return outcome
       }
       const breaker = dest.breaker
-      if (breaker === undefined) return void send()
-      breakerFilterOf(breaker)(null, ctx, send).catch((err: unknown) => {
+      if (breaker === undefined) return send(undefined)
+      breakerFilterOf(breaker)(null, ctx, () => new Promise<CallOutcome>(send)).catch((err: unknown) => {
         if (real !== undefined) return
         record(Status.UNAVAILABLE)
         const open = isMeshletError(err) && err.code === ErrorCodes.BREAKER_OPEN
         call.fail(listener, Status.UNAVAILABLE, open ? err.message : `meshlet: ${(err as Error)?.message ?? String(err)}`)
       })
     }
-    return new InterceptingCall(call)
+    return call as unknown as InterceptingCall
   }
   return [interceptor]
 }

@@ -5,10 +5,11 @@
  * subchannel is READY. Each attempt's status, latency and load report are fed back to the balancer.
  */
 import { Classification, LOAD_HEADER, parseLoadHeader, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
-import { connectivityState as ConnectivityState, experimental, type ChannelOptions } from '@grpc/grpc-js'
+import { connectivityState as ConnectivityState, experimental, type ChannelOptions, type Metadata, type status as Status } from '@grpc/grpc-js'
 import { classifyStatus } from './grpc-status.js'
 import { DESTINATION_ARG } from './resolver-meshlet.js'
-import { ROUTE_REVISION_KEY, STREAMING_KEY } from './routing.js'
+import { takeCall } from './call-registry.js'
+import { ROUTE_REVISION_KEY } from './routing.js'
 import { LB_POLICY_NAME } from './service-config.js'
 
 type Endpoint = experimental.Endpoint
@@ -58,8 +59,8 @@ class MeshletPicker implements Picker {
   readonly #leaves: readonly Leaf[]
   /** Undefined while every endpoint is connected: the balancer then filters nothing. */
   readonly #usable: ((e: EndpointState) => boolean) | undefined
-  /** The balancer reads `tried` (none: grpc-js gives a picker no per-call identity), `revision` and `hashKey`. */
-  static readonly #ctx: CallContext = { service: '', deadline: Infinity, signal: undefined, attempt: 1, endpoint: undefined, tried: undefined, idempotent: false, revision: undefined, perTryTimeout: Infinity, start: 0 }
+  /** For calls made without the mesh's interceptor (no call context): the balancer reads `tried`, `revision` and `hashKey`. */
+  static readonly #ctx: CallContext = { service: '', deadline: Infinity, signal: undefined, attempt: 1, endpoint: undefined, tried: undefined, idempotent: false, revision: undefined, hashKey: undefined, perTryTimeout: Infinity, start: 0 }
 
   constructor(dest: Destination | undefined, ready: ReadonlyMap<string, Leaf>, allReady: boolean) {
     this.#dest = dest
@@ -70,14 +71,20 @@ class MeshletPicker implements Picker {
 
   pick(args: PickArgs): PickResult {
     const dest = this.#dest
+    // Taken out of this attempt's metadata (its own copy) whether or not it is used: never sent.
+    const call = takeCall(args.metadata)
     let e: EndpointState | undefined
     if (dest !== undefined) {
-      // What a pick reads from the call: the routed revision, and the ring-hash key (a metadata value).
-      const revision = textOf(args.metadata.get(ROUTE_REVISION_KEY)[0])
-      const hashHeader = dest.balancer.hashHeader
-      const hashKey = hashHeader === undefined ? undefined : textOf(args.metadata.get(hashHeader)[0])
+      let ctx = call?.ctx
+      if (ctx === undefined) {
+        // Without the interceptor, what a pick reads comes from the metadata: the routed revision and the ring-hash key.
+        const revision = textOf(args.metadata.get(ROUTE_REVISION_KEY)[0])
+        const hashHeader = dest.balancer.hashHeader
+        const hashKey = hashHeader === undefined ? undefined : textOf(args.metadata.get(hashHeader)[0])
+        ctx = revision === undefined && hashKey === undefined ? MeshletPicker.#ctx : { ...MeshletPicker.#ctx, revision, hashKey }
+      }
       try {
-        e = dest.balancer.pick(revision === undefined && hashKey === undefined ? MeshletPicker.#ctx : { ...MeshletPicker.#ctx, revision, hashKey }, this.#usable)
+        e = dest.balancer.pick(ctx, this.#usable)
       } catch {
         e = undefined // no endpoint in the core's view: any connected subchannel serves
       }
@@ -88,30 +95,55 @@ class MeshletPicker implements Picker {
     }
     const result = leaf.getPicker().pick(args)
     if (result.pickResultType !== experimental.PickResultType.COMPLETE) return result
-    const streaming = args.metadata.get(STREAMING_KEY).length > 0
-    if (streaming) args.metadata.remove(STREAMING_KEY)
-    const balancer = dest.balancer
-    const started = result.onCallStarted
-    const ended = result.onCallEnded
-    let t0 = 0
-    return {
-      ...result,
-      onCallStarted: () => {
-        e.inflight++
-        t0 = performance.now()
-        started?.()
-      },
-      onCallEnded: (code, details, metadata) => {
-        e.inflight--
-        const cls = classifyStatus(code)
-        // A stream's outcome counts, its duration is no latency sample.
-        if (streaming && cls === Classification.Success) balancer.record(e, Classification.Ignorable, 0)
-        else balancer.record(e, cls, streaming ? 0 : performance.now() - t0)
-        const load = parseLoadHeader(metadata?.get(LOAD_HEADER)[0] as string | undefined)
-        if (load !== undefined) balancer.reportLoad(e, load)
-        ended?.(code, details, metadata)
-      },
+    if (call !== undefined) {
+      // A retry of this call goes to an endpoint it has not tried, while there is one.
+      const tried = call.ctx.tried
+      if (tried === undefined) call.ctx.tried = [e]
+      else if (!tried.includes(e)) tried.push(e)
     }
+    return new Attempt(result, dest.balancer, e, call?.streaming === true)
+  }
+}
+
+/** A picked attempt: in-flight, latency, outcome and load report go to the balancer. */
+class Attempt implements PickResult {
+  readonly pickResultType: PickResult['pickResultType']
+  readonly subchannel: PickResult['subchannel']
+  readonly status: PickResult['status']
+  readonly #started: PickResult['onCallStarted']
+  readonly #ended: PickResult['onCallEnded']
+  readonly #balancer: Destination['balancer']
+  readonly #endpoint: EndpointState
+  readonly #streaming: boolean
+  #t0 = 0
+
+  constructor(result: PickResult, balancer: Destination['balancer'], endpoint: EndpointState, streaming: boolean) {
+    this.pickResultType = result.pickResultType
+    this.subchannel = result.subchannel
+    this.status = result.status
+    this.#started = result.onCallStarted
+    this.#ended = result.onCallEnded
+    this.#balancer = balancer
+    this.#endpoint = endpoint
+    this.#streaming = streaming
+  }
+
+  readonly onCallStarted = (): void => {
+    this.#endpoint.inflight++
+    this.#t0 = performance.now()
+    this.#started?.()
+  }
+
+  readonly onCallEnded = (code: Status, details: string, metadata: Metadata): void => {
+    const e = this.#endpoint
+    e.inflight--
+    const cls = classifyStatus(code)
+    // A stream's outcome counts, its duration is no latency sample.
+    if (this.#streaming) this.#balancer.record(e, cls === Classification.Success ? Classification.Ignorable : cls, 0)
+    else this.#balancer.record(e, cls, performance.now() - this.#t0)
+    const load = parseLoadHeader(metadata?.get(LOAD_HEADER)[0] as string | undefined)
+    if (load !== undefined) this.#balancer.reportLoad(e, load)
+    this.#ended?.(code, details, metadata)
   }
 }
 

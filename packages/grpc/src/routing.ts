@@ -1,17 +1,11 @@
-/** What the interceptor tells the picker through metadata, and HTTP → gRPC statuses for route faults. */
+/** The routed revision's metadata key, and HTTP → gRPC statuses for route faults. */
 import { status as Status } from '@grpc/grpc-js'
 
 /**
- * Metadata key carrying the revision a route chose, from the client interceptor to the picker
- * (grpc-js gives a picker the call's metadata and nothing else); it also tells the server.
+ * Metadata key carrying the revision a route chose, to the server. The picker reads it from calls
+ * made without the mesh's interceptor (which carries the revision in the call's context).
  */
 export const ROUTE_REVISION_KEY = 'meshlet-revision'
-
-/**
- * Metadata key marking a streaming call for the picker, which removes it before the call goes out:
- * a stream's lifetime is no latency sample (it would make its endpoint look slow for minutes).
- */
-export const STREAMING_KEY = 'meshlet-streaming'
 
 /** HTTP status → gRPC code, as grpc/grpc doc/http-grpc-status-mapping.md maps them. */
 export function statusForHttp(http: number): Status {

@@ -59,6 +59,17 @@ function textHeaders(metadata: Metadata): Record<string, string> {
   return headers
 }
 
+/** Reads trace context straight from the call's metadata (text values only). */
+const metadataGetter = {
+  keys: (m: Metadata): string[] => Object.keys(m.getMap()),
+  get: (m: Metadata, key: string): string | string[] | undefined => {
+    const v = m.get(key)
+    if (v.length === 1) return typeof v[0] === 'string' ? v[0] : undefined
+    const text = v.filter((x): x is string => typeof x === 'string')
+    return text.length === 0 ? undefined : text
+  },
+}
+
 function textValues(values: (string | Buffer)[]): string[] | undefined {
   return values.length === 0 ? undefined : values.map(String)
 }
@@ -111,8 +122,10 @@ export function meshServerInterceptors(mesh: Mesh): ServerInterceptor[] {
               scope = new GrpcCallScope(deadline)
               calls.add(scope)
               gate.enter()
-              trace = extractTraceContext(textHeaders(metadata))
-              inScope(() => nextMetadata(metadata))
+              trace = extractTraceContext(metadata, metadataGetter)
+              // A unary handler runs at half-close: only streaming calls run app code before it.
+              if (method.requestStream) inScope(() => nextMetadata(metadata))
+              else nextMetadata(metadata)
             }
             const control = gate.admission
             if (control === undefined) return begin(undefined)
@@ -131,7 +144,8 @@ export function meshServerInterceptors(mesh: Mesh): ServerInterceptor[] {
             })
           },
           onReceiveMessage(message, nextMessage) {
-            inScope(() => nextMessage(message))
+            if (method.requestStream) inScope(() => nextMessage(message))
+            else nextMessage(message)
           },
           onReceiveHalfClose(nextHalfClose) {
             inScope(nextHalfClose)

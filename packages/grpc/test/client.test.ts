@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import * as grpc from '@grpc/grpc-js'
 import { callScope, createMesh, DEADLINE_HEADER, type Mesh, type MeshOptions } from '@meshlet/core'
 import { meshCallOptions, meshClientOptions, meshTarget, register } from '../src/index.js'
+import { trackedCalls } from '../src/call-registry.js'
 import { EchoClientCtor, insecure, startBackend, unary, type Backend, type EchoClient } from './fixtures/echo.js'
 
 let cleanup: (() => Promise<unknown> | unknown)[] = []
@@ -69,6 +70,23 @@ describe('retries (generated grpc-js retryPolicy)', () => {
     await expect(unary(client, { text: 'x' })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE })
     expect(times).toHaveLength(2)
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(280)
+  })
+
+  it('a retry goes to a backend the call has not tried, and the call mark never reaches a server', async () => {
+    // Round-robin would send every third attempt back to a failing backend; with one good backend
+    // of three, each call may fail twice, and its third attempt must be the good one.
+    const keys: string[][] = []
+    const seen = (call: grpc.ServerUnaryCall<unknown, unknown>) => keys.push(Object.keys(call.metadata.getMap()))
+    const bad1 = await backend('bad1', { handler: (_req, call) => (seen(call), failWith(grpc.status.UNAVAILABLE)()) })
+    const bad2 = await backend('bad2', { handler: (_req, call) => (seen(call), failWith(grpc.status.UNAVAILABLE)()) })
+    const good = await backend('good', { handler: (_req, call) => (seen(call), { from: 'good' }) })
+    const { mesh, client } = await setup([bad1, bad2, good], { balancer: 'round-robin', outlier: false, breaker: false, retries: { attempts: 2, backoff: { base: '1ms', max: '2ms' } } })
+    for (let i = 0; i < 30; i++) expect((await unary(client, { text: 'x' })).from).toBe('good')
+    expect(good.calls).toBe(30)
+    expect(bad1.calls + bad2.calls).toBeGreaterThan(0)
+    expect(keys.flat()).not.toContain('meshlet-call')
+    expect(trackedCalls()).toBe(0)
+    expect(mesh.inspect().destinations.echo!.endpoints.reduce((n, e) => n + e.requests, 0)).toBe(30 + bad1.calls + bad2.calls)
   })
 
   it('a refusal marked not-processed by a meshlet server is retried on another backend', async () => {

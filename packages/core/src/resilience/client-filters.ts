@@ -212,6 +212,10 @@ export function newBreaker(service: string, policy: BreakerPolicy, metrics: Mesh
     rollingCountTimeout: policy.window,
     rollingCountBuckets: 10,
     resetTimeout: policy.resetTimeout,
+    // Only fires and failures are read. With percentiles on, opossum keeps every call's latency for
+    // the window and sorts them all for a snapshot each bucket: ~2 µs per call at 4,000 calls/s.
+    rollingPercentilesEnabled: false,
+    enableSnapshots: false,
     // Errors that say nothing about the destination's health do not count against it.
     errorFilter: ((err: unknown, req: unknown, ctx: CallContext, _next: AnyService, classifier: AnyClassifier) =>
       !(err instanceof FailedResponse) && classifier.error(req, ctx, err) === Classification.Ignorable) as (err: unknown) => boolean,

@@ -20,17 +20,27 @@ export function loadOtel(): OtelApi | undefined {
   return cached ?? undefined
 }
 
-/** Writes the active trace context (traceparent, baggage, ...) into `carrier` with the app's propagator. */
-export function injectTraceContext(carrier: Record<string, string>): void {
+/**
+ * Writes the active trace context (traceparent, baggage, ...) into `carrier` with the app's
+ * propagator; `setter` for carriers other than a plain record (gRPC Metadata).
+ */
+export function injectTraceContext(carrier: Record<string, string>): void
+export function injectTraceContext<C>(carrier: C, setter: otel.TextMapSetter<C>): void
+export function injectTraceContext<C>(carrier: C, setter?: otel.TextMapSetter<C>): void {
   const api = loadOtel()
-  if (api !== undefined) api.propagation.inject(api.context.active(), carrier)
+  if (api !== undefined) api.propagation.inject(api.context.active(), carrier, setter)
 }
 
-/** Reads trace context from inbound headers; returns an OTel Context, or undefined without OTel. */
-export function extractTraceContext(headers: Record<string, string | string[] | undefined>): otel.Context | undefined {
+/**
+ * Reads trace context from inbound headers; returns an OTel Context, or undefined without OTel.
+ * `getter` for carriers other than a record of headers (gRPC Metadata).
+ */
+export function extractTraceContext(headers: Record<string, string | string[] | undefined>): otel.Context | undefined
+export function extractTraceContext<C>(carrier: C, getter: otel.TextMapGetter<C>): otel.Context | undefined
+export function extractTraceContext<C>(carrier: C, getter?: otel.TextMapGetter<C>): otel.Context | undefined {
   const api = loadOtel()
   if (api === undefined) return undefined
-  return api.propagation.extract(api.context.active(), headers, headerGetter)
+  return api.propagation.extract(api.context.active(), carrier, getter ?? (headerGetter as unknown as otel.TextMapGetter<C>))
 }
 
 const headerGetter: otel.TextMapGetter<Record<string, string | string[] | undefined>> = {
