@@ -9,8 +9,8 @@ import { callScope } from './deadline/call-scope.js'
 import type { Resolver } from './discovery/resolver.js'
 import { balanceFilter, breakerFilter, deadlineFilter, newBreaker, retryFilter, telemetryFilter } from './resilience/client-filters.js'
 import { RetryBudget } from './resilience/retry-budget.js'
-import { routeFilter } from './routing/route-filter.js'
-import type { RouteTable } from './routing/route-table.js'
+import { routeCall, routeFilter, type RouteDecision } from './routing/route-filter.js'
+import type { RequestInfo, RouteTable } from './routing/route-table.js'
 import type { ClientProtocol } from './stack/client-protocol.js'
 import { compose, newCallContext, type CallContext, type Service, type StackEntry } from './stack/service.js'
 import { channels, publish } from './telemetry/diagnostics.js'
@@ -101,6 +101,15 @@ export class Destination {
   updateRoutes(routes: RouteTable | undefined): void {
     this.#routes = routes !== undefined && routes.rules.length > 0 ? routes : undefined
     this.#stacks = new WeakMap()
+  }
+
+  /**
+   * Routes one call made outside the client stack (gRPC's interceptor): see routeCall. Undefined
+   * when the destination has no routes or none matches.
+   */
+  route(info: RequestInfo, ctx: CallContext, canMirror: boolean): RouteDecision | undefined {
+    const routes = this.#routes
+    return routes === undefined ? undefined : routeCall(routes, info, ctx, this.#metrics, (revision) => this.balancer.pickShadow(revision), canMirror)
   }
 
   /** The composed client stack for a transport, built on first use; callers must not cache it across policy updates. */

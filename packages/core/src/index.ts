@@ -34,5 +34,6 @@ export { ControlErrorCodes, type ControlErrorCode, type ControlErrorBody, type W
 export { ControlClient, ControlRequestError, type ControlClientOptions } from './control/control-client.js'
 export { ControlResolver } from './discovery/resolver-control.js'
 export { RouteTable, CompiledRule, type RequestInfo } from './routing/route-table.js'
+export { MIRROR_HEADER, type RouteDecision } from './routing/route-filter.js'
 export { routeSpecSchema, routeRuleSchema, checkRouteRules, ROUTE_METHODS, type RouteSpec, type RouteRule } from './routing/route-spec.js'
 export { routeKind, type RouteResource } from './resources/route.js'

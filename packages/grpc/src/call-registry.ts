@@ -4,9 +4,11 @@
  * the metadata (`meshlet-call`); the picker takes the id out (it never reaches the wire: grpc-js
  * hands every pick its own copy of the metadata, and sends that copy) and finds the call: the
  * endpoints its earlier attempts tried (a retry goes elsewhere while it can), its routed revision
- * and ring-hash key, and whether it streams (a stream's lifetime is no latency sample).
+ * and ring-hash key, whether it streams (a stream's lifetime is no latency sample), and the
+ * endpoint a mirrored copy must go to.
  */
-import type { CallContext } from '@meshlet/core'
+import { randomBytes } from 'node:crypto'
+import type { CallContext, EndpointState } from '@meshlet/core'
 import type { Metadata } from '@grpc/grpc-js'
 
 export const CALL_KEY = 'meshlet-call'
@@ -14,14 +16,18 @@ export const CALL_KEY = 'meshlet-call'
 export interface TrackedCall {
   readonly ctx: CallContext
   readonly streaming: boolean
+  /** A mirrored copy goes to this endpoint or nowhere: never another, never retried. */
+  readonly pinned?: EndpointState
 }
 
 const calls = new Map<string, TrackedCall>()
 let counter = 0
+/** Per process: a mark that came from elsewhere (metadata an app forwards) names no call here. */
+const prefix = `${randomBytes(6).toString('base64url')}.`
 
 /** Files `call` and marks `metadata` with its id; untrack(id) when the call ends. */
 export function track(metadata: Metadata, call: TrackedCall): string {
-  const id = (++counter).toString(36)
+  const id = prefix + (++counter).toString(36)
   calls.set(id, call)
   metadata.set(CALL_KEY, id)
   return id

@@ -5,7 +5,7 @@
  * context, goes through the destination's breaker, and records `rpc.client.call.duration`.
  * A call that has no time left, or meets an open breaker, fails without a network write.
  */
-import { DEADLINE_HEADER, ErrorCodes, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Destination, type Filter, type Mesh, type RequestInfo } from '@meshlet/core'
+import { DEADLINE_HEADER, ErrorCodes, MIRROR_HEADER, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Destination, type EndpointState, type Filter, type Mesh } from '@meshlet/core'
 import type { Attributes } from '@opentelemetry/api'
 import { InterceptingCall, Metadata, status as Status, type CallOptions, type ClientOptions, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js'
 import type { InterceptingCallInterface, NextCall } from '@grpc/grpc-js/build/src/client-interceptors.js'
@@ -61,6 +61,11 @@ class MeshCall implements InterceptingCallInterface {
   #failed = false
   readonly #queue: ((c: InterceptingCallInterface) => void)[] = []
   readonly #go: Go
+  /** A mirrored copy: it gets the request messages and the half-close, nothing else. */
+  #shadow: InterceptingCallInterface | undefined
+  /** Messages kept for a copy that is not started yet (a route decided to mirror this call). */
+  #kept: unknown[] | undefined
+  #halfClosed = false
 
   constructor(go: Go) {
     this.#go = go
@@ -80,6 +85,19 @@ class MeshCall implements InterceptingCallInterface {
     process.nextTick(() => listener.onReceiveStatus?.({ code, details, metadata: new Metadata() }))
   }
 
+  /** The route mirrors this call: keep its request messages for the copy. */
+  keepForMirror(): void {
+    this.#kept = []
+  }
+
+  /** Starts feeding `shadow` the request: the messages so far, then as they come. */
+  mirrorTo(shadow: InterceptingCallInterface): void {
+    this.#shadow = shadow
+    for (const m of this.#kept ?? []) shadow.sendMessageWithContext({}, m)
+    this.#kept = undefined
+    if (this.#halfClosed) shadow.halfClose()
+  }
+
   #do(op: (c: InterceptingCallInterface) => void): void {
     if (this.#real !== undefined) op(this.#real)
     else if (!this.#failed) this.#queue.push(op)
@@ -97,15 +115,19 @@ class MeshCall implements InterceptingCallInterface {
     return this.#real?.getPeer() ?? ''
   }
   sendMessageWithContext(context: MessageContext, message: unknown): void {
+    this.#kept?.push(message)
+    this.#shadow?.sendMessageWithContext({}, message)
     this.#do((c) => c.sendMessageWithContext(context, message))
   }
   sendMessage(message: unknown): void {
-    this.#do((c) => c.sendMessage(message))
+    this.sendMessageWithContext({}, message)
   }
   startRead(): void {
     this.#do((c) => c.startRead())
   }
   halfClose(): void {
+    this.#halfClosed = true
+    this.#shadow?.halfClose()
     this.#do((c) => c.halfClose())
   }
   getAuthContext(): ReturnType<InterceptingCallInterface['getAuthContext']> {
@@ -151,38 +173,43 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
     const record = (code: Status) => metrics.client.record((performance.now() - t0) / 1000, (facts.attributes[code] ??= metrics.attributes('c', path, code, service)))
 
     const call: MeshCall = new MeshCall((metadata, listener, started) => {
-      // Routes match on the method path and metadata: the rule picks the revision (the picker
-      // reads it from the call's context; the metadata tells the server), may shorten the
-      // deadline, and may inject a fault.
+      // Routes match on the method path and metadata (core's routeCall, as for HTTP): the rule
+      // picks the revision (the picker reads it from the call's context; the metadata tells the
+      // server), may shorten the deadline, inject a fault, and mirror a unary-request call.
+      ctx.deadline = deadline
       let delay = 0
-      const routes = dest.routes
-      if (routes !== undefined) {
-        const info: RequestInfo = { method: 'POST', path, query: '', header: (name) => textValue(metadata, name) }
-        const rule = routes.route(info)
-        if (rule !== undefined) {
-          const revision = rule.revision(info)
-          if (revision !== undefined) {
-            ctx.revision = revision
-            metadata.set(ROUTE_REVISION_KEY, revision)
+      let mirror: EndpointState | undefined
+      if (dest.routes !== undefined) {
+        const d = dest.route({ method: 'POST', path, query: '', header: (name) => textValue(metadata, name) }, ctx, !method.requestStream)
+        if (d !== undefined) {
+          if (ctx.revision !== undefined) metadata.set(ROUTE_REVISION_KEY, ctx.revision)
+          deadline = ctx.deadline
+          if (d.abort !== undefined) {
+            const code = statusForHttp(d.abort)
+            record(code)
+            return call.fail(listener, code, `Fault injected by a route of "${service}" (abort with HTTP status ${d.abort}).`)
           }
-          if (rule.timeout !== undefined) deadline = Math.min(deadline, Date.now() + rule.timeout)
-          const fault = rule.fault
-          if (fault !== undefined && (fault.header === undefined || info.header(fault.header) !== undefined)) {
-            if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) {
-              const code = statusForHttp(fault.abort.status)
-              record(code)
-              return call.fail(listener, code, `Fault injected by a route of "${service}" (abort with HTTP status ${fault.abort.status}).`)
-            }
-            if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) delay = fault.delay.fixed
-          }
+          delay = d.delay
+          mirror = d.mirror
+          if (mirror !== undefined) call.keepForMirror()
         }
       }
-      ctx.deadline = deadline
-      if (delay > 0) setTimeout(() => proceed(metadata, listener, started), delay)
-      else proceed(metadata, listener, started)
+      if (delay > 0) setTimeout(() => proceed(metadata, listener, started, mirror), delay)
+      else proceed(metadata, listener, started, mirror)
     })
 
-    const proceed = (metadata: Metadata, listener: Partial<InterceptingListener>, started: (real: InterceptingCallInterface) => void): void => {
+    /** A fire-and-forget copy of the call to `shadow`: marked, never retried, its outcome ignored. */
+    const startMirror = (metadata: Metadata, shadow: EndpointState): void => {
+      const md = metadata.clone()
+      md.set(MIRROR_HEADER, '1')
+      if (shadow.address.revision !== undefined) md.set(ROUTE_REVISION_KEY, shadow.address.revision)
+      const id = track(md, { ctx: { ...ctx, tried: undefined }, streaming: false, pinned: shadow })
+      const copy = nextCall(options)
+      copy.start(md, { onReceiveStatus: () => untrack(id) })
+      call.mirrorTo(copy)
+    }
+
+    const proceed = (metadata: Metadata, listener: Partial<InterceptingListener>, started: (real: InterceptingCallInterface) => void, mirror: EndpointState | undefined): void => {
       if (deadline <= Date.now()) {
         record(Status.DEADLINE_EXCEEDED)
         return call.fail(listener, Status.DEADLINE_EXCEEDED, deadlineExceeded(service, deadline, 1, false).message)
@@ -199,6 +226,7 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
       }
       if (dest.balancer.hashHeader !== undefined) ctx.hashKey = textValue(metadata, dest.balancer.hashHeader)
       injectTraceContext(metadata, metadataSetter)
+      if (mirror !== undefined) startMirror(metadata, mirror)
 
       let real: InterceptingCallInterface | undefined
       const onAbort = signal === undefined ? undefined : () => real?.cancelWithStatus(Status.CANCELLED, `Cancelled: the inbound request this call to "${service}" was made for was cancelled.`)

@@ -5,7 +5,7 @@
  * subchannel is READY. Each attempt's status, latency and load report are fed back to the balancer.
  */
 import { Classification, LOAD_HEADER, parseLoadHeader, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
-import { connectivityState as ConnectivityState, experimental, type ChannelOptions, type Metadata, type status as Status } from '@grpc/grpc-js'
+import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from '@grpc/grpc-js'
 import { classifyStatus } from './grpc-status.js'
 import { DESTINATION_ARG } from './resolver-meshlet.js'
 import { takeCall } from './call-registry.js'
@@ -73,6 +73,7 @@ class MeshletPicker implements Picker {
     const dest = this.#dest
     // Taken out of this attempt's metadata (its own copy) whether or not it is used: never sent.
     const call = takeCall(args.metadata)
+    if (call?.pinned !== undefined) return this.#pickPinned(args, call.ctx, call.pinned)
     let e: EndpointState | undefined
     if (dest !== undefined) {
       let ctx = call?.ctx
@@ -102,6 +103,17 @@ class MeshletPicker implements Picker {
       else if (!tried.includes(e)) tried.push(e)
     }
     return new Attempt(result, dest.balancer, e, call?.streaming === true)
+  }
+
+  /** A mirrored copy: its endpoint if connected, once; otherwise dropped (mirrors never fall back, never retry). */
+  #pickPinned(args: PickArgs, ctx: CallContext, e: EndpointState): PickResult {
+    const leaf = ctx.tried === undefined ? this.#ready.get(keyOfState(e)) : undefined
+    if (leaf === undefined) {
+      const details = ctx.tried === undefined ? 'meshlet: the shadow endpoint of a mirrored call is not connected' : 'meshlet: a mirrored call is not retried'
+      return { pickResultType: experimental.PickResultType.DROP, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata: new Metadata() }, onCallStarted: null, onCallEnded: null }
+    }
+    ctx.tried = [e]
+    return leaf.getPicker().pick(args)
   }
 }
 

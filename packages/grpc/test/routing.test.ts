@@ -1,8 +1,10 @@
 /** Routes for gRPC calls: revision splits, header matches, per-rule timeout and fault injection. */
-import { afterEach, describe, expect, it } from 'vitest'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import * as grpc from '@grpc/grpc-js'
 import { createMesh, type Mesh } from '@meshlet/core'
 import { meshClientOptions, meshTarget, register } from '../src/index.js'
+import { trackedCalls } from '../src/call-registry.js'
 import { EchoClientCtor, insecure, startBackend, unary, type Backend, type EchoClient } from './fixtures/echo.js'
 
 let cleanup: (() => Promise<unknown> | unknown)[] = []
@@ -66,9 +68,65 @@ describe('routes', () => {
     const md = new grpc.Metadata()
     md.set('x-fault', 'yes')
     const before = v1.calls + v2.calls
-    const err = await unary(client, { text: 'x' }, {}, md).catch((e: grpc.ServiceError) => e)
-    expect(err).toMatchObject({ code: grpc.status.UNAVAILABLE })
-    expect((err as Error).message).toMatch(/Fault injected/)
+    const faults: unknown[] = []
+    const onFault = (m: unknown) => faults.push(m)
+    subscribe('meshlet:fault:injected', onFault)
+    try {
+      const err = await unary(client, { text: 'x' }, {}, md).catch((e: grpc.ServiceError) => e)
+      expect(err).toMatchObject({ code: grpc.status.UNAVAILABLE })
+      expect((err as Error).message).toMatch(/Fault injected/)
+    } finally {
+      unsubscribe('meshlet:fault:injected', onFault)
+    }
     expect(v1.calls + v2.calls).toBe(before)
+    expect(faults).toEqual([{ service: 'echo', kind: 'abort', status: 503 }])
+  })
+
+  it('mirrors unary calls to a shadow revision without slowing or failing the caller, and never retries a copy', async () => {
+    const primary = await startBackend('v1')
+    // The shadow is slow and broken (UNAVAILABLE, which grpc-js would retry); the caller must see neither.
+    const marks: string[] = []
+    const shadow = await startBackend('shadow', {
+      handler: async (_req, call) => {
+        marks.push(String(call.metadata.get('meshlet-mirror')[0]))
+        await new Promise((r) => setTimeout(r, 300))
+        return { code: grpc.status.UNAVAILABLE, details: 'shadow is broken', metadata: new grpc.Metadata() }
+      },
+    })
+    cleanup.push(() => primary.server.forceShutdown(), () => shadow.server.forceShutdown())
+    const mesh = await createMesh({
+      service: 'web',
+      shutdownSignals: false,
+      services: {
+        echo: {
+          endpoints: [
+            { url: primary.url, revision: 'v1' },
+            { url: shadow.url, revision: 'shadow' },
+          ],
+          routes: [{ match: { path: { exact: '/meshlet.test.Echo/Put' } }, split: [{ revision: 'v1', weight: 100 }], mirror: { revision: 'shadow', percent: 100 } }],
+          // The warm-up's Echo calls fail on the shadow; it must stay in the pool for the copies.
+          outlier: false,
+        },
+      },
+    } as never)
+    const unregister = register(mesh)
+    const client = new EchoClientCtor(meshTarget('echo'), insecure, meshClientOptions(mesh, 'echo'))
+    cleanup.push(() => mesh.close(), unregister, () => client.close())
+    // Both subchannels connected (Echo is not mirrored), so that no copy is dropped for want of a connection.
+    await vi.waitFor(async () => {
+      await unary(client, { text: 'warm' })
+      expect(mesh.inspect().destinations.echo!.endpoints.every((e) => e.requests > 0)).toBe(true)
+    })
+    primary.calls = shadow.calls = 0
+    marks.length = 0
+    const t0 = performance.now()
+    for (let i = 0; i < 10; i++) expect(await unary(client, { text: `order-${i}` }, {}, undefined, 'Put')).toMatchObject({ from: 'v1', text: `order-${i}` })
+    expect(performance.now() - t0).toBeLessThan(10 * 300) // no call waited for the shadow
+    await vi.waitFor(() => expect(shadow.calls).toBe(10))
+    expect(marks).toEqual(Array(10).fill('1'))
+    expect(primary.calls).toBe(10)
+    // Each copy failed with UNAVAILABLE and was not retried; every copy has ended.
+    await vi.waitFor(() => expect(trackedCalls()).toBe(0), { timeout: 2000 })
+    expect(shadow.calls).toBe(10)
   })
 })

@@ -4,11 +4,8 @@
  * parsing on the hot path).
  */
 import { Pool } from 'undici'
-import { Classification, deadlineExceeded, isMeshletError, parseLoadHeader, type CallContext, type ClientProtocol, type EndpointState, type ResponseClassifier, ErrorCodes, LOAD_HEADER, REJECTED_HEADER } from '@meshlet/core'
+import { Classification, deadlineExceeded, isMeshletError, parseLoadHeader, type CallContext, type ClientProtocol, type EndpointState, type ResponseClassifier, ErrorCodes, LOAD_HEADER, MIRROR_HEADER, REJECTED_HEADER } from '@meshlet/core'
 import { HttpAttempt, type HttpCall } from './http-call.js'
-
-/** Marks a mirrored copy, so the shadow can tell it from real traffic (and not bill anyone twice). */
-export const MIRROR_HEADER = 'meshlet-mirror'
 
 /** Errors raised before a request reached the server: always safe to send elsewhere. */
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL'])
