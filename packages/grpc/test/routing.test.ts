@@ -129,4 +129,42 @@ describe('routes', () => {
     await vi.waitFor(() => expect(trackedCalls()).toBe(0), { timeout: 2000 })
     expect(shadow.calls).toBe(10)
   })
+
+  it('reads and drops a mirrored server stream, so the copy runs to its end', async () => {
+    const primary = await startBackend('v1')
+    const shadow = await startBackend('shadow')
+    cleanup.push(() => primary.server.forceShutdown(), () => shadow.server.forceShutdown())
+    const mesh = await createMesh({
+      service: 'web',
+      shutdownSignals: false,
+      services: {
+        echo: {
+          endpoints: [
+            { url: primary.url, revision: 'v1' },
+            { url: shadow.url, revision: 'shadow' },
+          ],
+          routes: [{ match: { path: { exact: '/meshlet.test.Echo/Watch' } }, split: [{ revision: 'v1', weight: 100 }], mirror: { revision: 'shadow', percent: 100 } }],
+        },
+      },
+    } as never)
+    const unregister = register(mesh)
+    const client = new EchoClientCtor(meshTarget('echo'), insecure, meshClientOptions(mesh, 'echo'))
+    cleanup.push(() => mesh.close(), unregister, () => client.close())
+    await vi.waitFor(async () => {
+      await unary(client, { text: 'warm' })
+      expect(mesh.inspect().destinations.echo!.endpoints.every((e) => e.requests > 0)).toBe(true)
+    })
+    shadow.calls = 0
+    // 100 messages of 2 KiB: three times HTTP/2's initial window, which a copy nobody read would never get past.
+    const got = await new Promise<number>((resolve, reject) => {
+      let n = 0
+      const stream = client.Watch({ text: 'x'.repeat(2048), count: 100 })
+      stream.on('data', () => n++)
+      stream.on('error', reject)
+      stream.on('end', () => resolve(n))
+    })
+    expect(got).toBe(100)
+    await vi.waitFor(() => expect(trackedCalls()).toBe(0), { timeout: 5000 })
+    expect(shadow.calls).toBe(1)
+  })
 })
