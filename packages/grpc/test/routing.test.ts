@@ -32,6 +32,38 @@ async function setup(routes: unknown[]): Promise<{ mesh: Mesh; client: EchoClien
   return { mesh, client, v1, v2 }
 }
 
+/**
+ * A client whose calls to `method` go to the v1 backend and are mirrored to the shadow one (outlier
+ * ejection off: warm-up calls may fail on the shadow); both subchannels connected before it returns,
+ * so that no copy is dropped for want of a connection.
+ */
+async function mirrored(primary: Backend, shadow: Backend, method: string): Promise<{ mesh: Mesh; client: EchoClient }> {
+  cleanup.push(() => primary.server.forceShutdown(), () => shadow.server.forceShutdown())
+  const mesh = await createMesh({
+    service: 'web',
+    shutdownSignals: false,
+    services: {
+      echo: {
+        endpoints: [
+          { url: primary.url, revision: 'v1' },
+          { url: shadow.url, revision: 'shadow' },
+        ],
+        routes: [{ match: { path: { exact: `/meshlet.test.Echo/${method}` } }, split: [{ revision: 'v1', weight: 100 }], mirror: { revision: 'shadow', percent: 100 } }],
+        outlier: false,
+      },
+    },
+  } as never)
+  const unregister = register(mesh)
+  const client = new EchoClientCtor(meshTarget('echo'), insecure, meshClientOptions(mesh, 'echo'))
+  cleanup.push(() => mesh.close(), unregister, () => client.close())
+  await vi.waitFor(async () => {
+    await unary(client, { text: 'warm' })
+    expect(mesh.inspect().destinations.echo!.endpoints.every((e) => e.requests > 0)).toBe(true)
+  })
+  primary.calls = shadow.calls = 0
+  return { mesh, client }
+}
+
 describe('routes', () => {
   it('splits 10,000 calls 90/10 by revision', async () => {
     const { client, v1, v2 } = await setup([{ split: [{ revision: 'v1', weight: 90 }, { revision: 'v2', weight: 10 }] }])
@@ -93,31 +125,7 @@ describe('routes', () => {
         return { code: grpc.status.UNAVAILABLE, details: 'shadow is broken', metadata: new grpc.Metadata() }
       },
     })
-    cleanup.push(() => primary.server.forceShutdown(), () => shadow.server.forceShutdown())
-    const mesh = await createMesh({
-      service: 'web',
-      shutdownSignals: false,
-      services: {
-        echo: {
-          endpoints: [
-            { url: primary.url, revision: 'v1' },
-            { url: shadow.url, revision: 'shadow' },
-          ],
-          routes: [{ match: { path: { exact: '/meshlet.test.Echo/Put' } }, split: [{ revision: 'v1', weight: 100 }], mirror: { revision: 'shadow', percent: 100 } }],
-          // The warm-up's Echo calls fail on the shadow; it must stay in the pool for the copies.
-          outlier: false,
-        },
-      },
-    } as never)
-    const unregister = register(mesh)
-    const client = new EchoClientCtor(meshTarget('echo'), insecure, meshClientOptions(mesh, 'echo'))
-    cleanup.push(() => mesh.close(), unregister, () => client.close())
-    // Both subchannels connected (Echo is not mirrored), so that no copy is dropped for want of a connection.
-    await vi.waitFor(async () => {
-      await unary(client, { text: 'warm' })
-      expect(mesh.inspect().destinations.echo!.endpoints.every((e) => e.requests > 0)).toBe(true)
-    })
-    primary.calls = shadow.calls = 0
+    const { client } = await mirrored(primary, shadow, 'Put')
     marks.length = 0
     const t0 = performance.now()
     for (let i = 0; i < 10; i++) expect(await unary(client, { text: `order-${i}` }, {}, undefined, 'Put')).toMatchObject({ from: 'v1', text: `order-${i}` })
@@ -133,28 +141,7 @@ describe('routes', () => {
   it('reads and drops a mirrored server stream, so the copy runs to its end', async () => {
     const primary = await startBackend('v1')
     const shadow = await startBackend('shadow')
-    cleanup.push(() => primary.server.forceShutdown(), () => shadow.server.forceShutdown())
-    const mesh = await createMesh({
-      service: 'web',
-      shutdownSignals: false,
-      services: {
-        echo: {
-          endpoints: [
-            { url: primary.url, revision: 'v1' },
-            { url: shadow.url, revision: 'shadow' },
-          ],
-          routes: [{ match: { path: { exact: '/meshlet.test.Echo/Watch' } }, split: [{ revision: 'v1', weight: 100 }], mirror: { revision: 'shadow', percent: 100 } }],
-        },
-      },
-    } as never)
-    const unregister = register(mesh)
-    const client = new EchoClientCtor(meshTarget('echo'), insecure, meshClientOptions(mesh, 'echo'))
-    cleanup.push(() => mesh.close(), unregister, () => client.close())
-    await vi.waitFor(async () => {
-      await unary(client, { text: 'warm' })
-      expect(mesh.inspect().destinations.echo!.endpoints.every((e) => e.requests > 0)).toBe(true)
-    })
-    shadow.calls = 0
+    const { client } = await mirrored(primary, shadow, 'Watch')
     // 100 messages of 2 KiB: three times HTTP/2's initial window, which a copy nobody read would never get past.
     const got = await new Promise<number>((resolve, reject) => {
       let n = 0
