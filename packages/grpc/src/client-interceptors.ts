@@ -6,7 +6,6 @@
  * A call that has no time left, or meets an open breaker, fails without a network write.
  */
 import { DEADLINE_HEADER, ErrorCodes, MIRROR_HEADER, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Destination, type EndpointState, type Filter, type Mesh } from '@meshlet/core'
-import type { Attributes } from '@opentelemetry/api'
 import { InterceptingCall, Metadata, status as Status, type CallOptions, type ClientOptions, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js'
 import type { InterceptingCallInterface, NextCall } from '@grpc/grpc-js/build/src/client-interceptors.js'
 import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
@@ -140,8 +139,6 @@ interface PathFacts {
   /** The registration `idempotent` was read from (register() may be called again). */
   readonly registration: ReturnType<typeof registrationOf>
   readonly idempotent: boolean
-  /** `rpc.client.call.duration` attribute sets by status code. */
-  readonly attributes: Attributes[]
 }
 
 /** Writes trace context straight into the call's metadata. */
@@ -155,7 +152,7 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
     const registration = registrationOf(mesh)
     let f = paths.get(path)
     if (f === undefined || f.registration !== registration) {
-      f = { registration, idempotent: isIdempotentPath(registration?.idempotent, path), attributes: [] }
+      f = { registration, idempotent: isIdempotentPath(registration?.idempotent, path) }
       if (paths.size < 1000) paths.set(path, f)
     }
     return f
@@ -170,7 +167,7 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
     const ctx = dest.newContext(facts.idempotent)
     let deadline = Math.min(ctx.deadline, deadlineMs(options.deadline))
     const t0 = performance.now()
-    const record = (code: Status) => metrics.client.record((performance.now() - t0) / 1000, (facts.attributes[code] ??= metrics.attributes('c', path, code, service)))
+    const record = (code: Status) => metrics.client.record((performance.now() - t0) / 1000, metrics.attributes('c', path, code, service))
 
     const call: MeshCall = new MeshCall((metadata, listener, started) => {
       // Routes match on the method path and metadata (core's routeCall, as for HTTP): the rule
