@@ -200,8 +200,8 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
       const md = metadata.clone()
       md.set(MIRROR_HEADER, '1')
       if (shadow.address.revision !== undefined) md.set(ROUTE_REVISION_KEY, shadow.address.revision)
-      const id = track(md, { ctx: { ...ctx, tried: undefined }, streaming: false, pinned: shadow })
       const copy = nextCall(options)
+      const id = track(md, { ctx: { ...ctx, tried: undefined }, streaming: false, pinned: shadow })
       // A streamed answer is read and dropped, so that the copy does not stall its stream.
       copy.start(md, { onReceiveMessage: method.responseStream ? () => copy.startRead() : undefined, onReceiveStatus: () => untrack(id) })
       if (method.responseStream) copy.startRead()
@@ -230,8 +230,8 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
       let real: InterceptingCallInterface | undefined
       const onAbort = signal === undefined ? undefined : () => real?.cancelWithStatus(Status.CANCELLED, `Cancelled: the inbound request this call to "${service}" was made for was cancelled.`)
       const send = (settle: ((s: StatusObject) => void) | undefined): void => {
+        real = nextCall(options) // throws when the channel is closed: nothing filed yet
         const id = track(metadata, { ctx, streaming })
-        real = nextCall(options)
         if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true })
         real.start(metadata, {
           onReceiveMetadata: (md) => listener.onReceiveMetadata?.(md),

@@ -100,6 +100,20 @@ describe('retries (generated grpc-js retryPolicy)', () => {
   })
 })
 
+describe('a closed client', () => {
+  it('fails a call with UNAVAILABLE, saying why, and leaves nothing behind', async () => {
+    const a = await backend('a')
+    const { client } = await setup([a])
+    expect((await unary(client, { text: 'x' })).from).toBe('a')
+    client.close()
+    const err = await unary(client, { text: 'x' }).catch((e: grpc.ServiceError) => e)
+    expect(err).toMatchObject({ code: grpc.status.UNAVAILABLE })
+    expect((err as grpc.ServiceError).details).toMatch(/shut down/)
+    expect(trackedCalls()).toBe(0)
+    expect(a.calls).toBe(1)
+  })
+})
+
 describe('a backend SIGKILLed under load', () => {
   const script = fileURLToPath(new URL('./fixtures/grpc-backend.mjs', import.meta.url))
   async function child(name: string): Promise<{ proc: ChildProcess; url: string }> {
