@@ -1,11 +1,11 @@
 /**
  * The client interceptor: what grpc-js service config cannot do. Per call it applies the deadline
  * (the earlier of the caller's, the inbound request's from the call scope, and the destination's
- * timeout), follows the inbound request's cancellation, sends `meshlet-deadline` and the trace
+ * timeout; sent as `grpc-timeout`), follows the inbound request's cancellation, sends the trace
  * context, goes through the destination's breaker, and records `rpc.client.call.duration`.
  * A call that has no time left, or meets an open breaker, fails without a network write.
  */
-import { DEADLINE_HEADER, ErrorCodes, MIRROR_HEADER, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Destination, type EndpointState, type Filter, type Mesh } from '@meshlet/core'
+import { ErrorCodes, MIRROR_HEADER, breakerFilter, deadlineExceeded, injectTraceContext, isMeshletError, type ClientProtocol, type Destination, type EndpointState, type Filter, type Mesh } from '@meshlet/core'
 import { InterceptingCall, Metadata, status as Status, type CallOptions, type ClientOptions, type Interceptor, type InterceptorOptions, type StatusObject } from '@grpc/grpc-js'
 import type { InterceptingCallInterface, NextCall } from '@grpc/grpc-js/build/src/client-interceptors.js'
 import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
@@ -218,11 +218,12 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
         record(Status.CANCELLED)
         return call.fail(listener, Status.CANCELLED, `Call to "${service}" was not sent: the inbound request it was made for was cancelled.`)
       }
-      if (deadline !== Infinity) {
-        metadata.set(DEADLINE_HEADER, String(deadline))
-        // grpc-js made `options` for this call alone (getInterceptingCall copies the call options).
-        options.deadline = deadline
-      }
+      // The deadline travels as gRPC's own relative `grpc-timeout`, which every gRPC server reads;
+      // not also as `meshlet-deadline`: an absolute time differs on every call, so HPACK can never
+      // index it and both ends pay to encode it. A meshlet gRPC server still honours
+      // `meshlet-deadline` when a client sends it.
+      // grpc-js made `options` for this call alone (getInterceptingCall copies the call options).
+      if (deadline !== Infinity) options.deadline = deadline
       if (dest.balancer.hashHeader !== undefined) ctx.hashKey = textValue(metadata, dest.balancer.hashHeader)
       injectTraceContext(metadata, metadataSetter)
       if (mirror !== undefined) startMirror(metadata, mirror)

@@ -138,12 +138,12 @@ describe('HTTP → gRPC, two hops', () => {
   it('the gRPC server sees the HTTP caller\'s deadline, reduced, and cancellation propagates', async () => {
     // payments: a gRPC server through meshlet.
     const payments = await meshFor('payments')
-    let seen: { header: number; scope: number; grpc: number } | undefined
+    let seen: { scope: number; grpc: number } | undefined
     let cancelled = false
     const backend = await startBackend('payments', {
       mesh: payments,
       handler: async (req, call) => {
-        seen = { header: Number(call.metadata.get(DEADLINE_HEADER)[0]), scope: callScope.getStore()!.deadline, grpc: Number(call.getDeadline()) }
+        seen = { scope: callScope.getStore()!.deadline, grpc: Number(call.getDeadline()) }
         if (req.count) {
           await new Promise<void>((resolve) => {
             const t = setTimeout(resolve, req.count)
@@ -180,10 +180,10 @@ describe('HTTP → gRPC, two hops', () => {
     const t0 = Date.now()
     const res = await request('http://orders/charge', { dispatcher: agent })
     expect(await res.body.text()).toContain('payments')
-    expect(seen!.header).toBeGreaterThan(t0 + 1500)
-    expect(seen!.header).toBeLessThanOrEqual(Date.now() + 2000)
-    expect(seen!.scope).toBe(seen!.header)
-    expect(Math.abs(seen!.grpc - seen!.header)).toBeLessThan(100) // grpc-timeout is relative: it drifts by the transit time
+    // web's 2 s, reduced by the time spent before the gRPC hop (grpc-timeout is relative: it drifts later by the transit time).
+    expect(seen!.scope).toBeGreaterThan(t0 + 1500)
+    expect(seen!.scope).toBeLessThanOrEqual(Date.now() + 2000 + 100)
+    expect(seen!.scope).toBe(seen!.grpc)
 
     const ac = new AbortController()
     const p = request('http://orders/charge', { dispatcher: agent, headers: { 'x-delay': '1500' }, signal: ac.signal }).catch((e: Error) => e)
