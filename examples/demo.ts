@@ -64,7 +64,8 @@ spec:
   # At most 2 retries: grpc-js's retryPolicy in the service config the mesh makes of this (maxAttempts 3),
   # on UNAVAILABLE, and for Charge, which orders marks idempotent (it carries an idempotency key), on
   # INTERNAL too. The mesh's picker sends each retry to an instance the call has not tried yet. The
-  # budget becomes grpc-js's retryThrottling; perTryTimeout applies to HTTP calls only.
+  # budget becomes grpc-js's retryThrottling; the mesh's picker cancels an attempt with no answer
+  # within perTryTimeout, which grpc-js then retries.
   retries: { attempts: 2, perTryTimeout: 1s, backoff: { base: 5ms, max: 50ms } }
   # Ejection after 5 failures in a row, for 1 s (scaled down from 30 s for a few seconds of traffic).
   outlier: { consecutiveFailures: 5, interval: 1s, baseEjectionTime: 1s }

@@ -102,7 +102,9 @@ class MeshletPicker implements Picker {
       if (tried === undefined) call.ctx.tried = [e]
       else if (!tried.includes(e)) tried.push(e)
     }
-    return new Attempt(result, dest.balancer, e, call?.streaming === true)
+    const attempt = new Attempt(result, dest.balancer, e, call?.streaming === true)
+    if (call !== undefined && call.ctx.perTryTimeout !== Infinity) attempt.timeOut(call.ctx.perTryTimeout, call.ctx.idempotent, dest.name)
+    return attempt
   }
 
   /** A mirrored copy: its endpoint if connected, once; otherwise dropped (mirrors never fall back, never retry). */
@@ -120,7 +122,7 @@ class MeshletPicker implements Picker {
 /** A picked attempt: in-flight, latency, outcome and load report go to the balancer. */
 class Attempt implements PickResult {
   readonly pickResultType: PickResult['pickResultType']
-  readonly subchannel: PickResult['subchannel']
+  subchannel: PickResult['subchannel']
   readonly status: PickResult['status']
   readonly #started: PickResult['onCallStarted']
   readonly #ended: PickResult['onCallEnded']
@@ -156,6 +158,37 @@ class Attempt implements PickResult {
     const load = parseLoadHeader(metadata?.get(LOAD_HEADER)[0] as string | undefined)
     if (load !== undefined) this.#balancer.reportLoad(e, load)
     this.#ended?.(code, details, metadata)
+  }
+
+  /**
+   * perTryTimeout: an attempt with no response headers after `ms` is cancelled, so that grpc-js's
+   * retry policy takes over: with UNAVAILABLE for an idempotent call (retried on another endpoint,
+   * attempts and budget allowing), with DEADLINE_EXCEEDED for any other (never retried: the server
+   * may be processing it). grpc-js gives a picker no handle on the attempt, so the subchannel it
+   * hands out makes the attempt's call and keeps it.
+   */
+  timeOut(ms: number, idempotent: boolean, service: string): void {
+    const sub = this.subchannel
+    if (sub === null) return
+    const code = idempotent ? Status.UNAVAILABLE : Status.DEADLINE_EXCEEDED
+    const details = `meshlet: no response headers from ${this.#endpoint.url} within the perTryTimeout of ${ms}ms for "${service}"${idempotent ? '; retrying elsewhere' : '; not retried (the method is not marked idempotent)'}`
+    const real = sub.getRealSubchannel()
+    const timed = {
+      createCall(...args: Parameters<typeof real.createCall>): ReturnType<typeof real.createCall> {
+        const [metadata, host, method, listener, callId] = args
+        const clock: { timer?: NodeJS.Timeout } = {}
+        const stop = () => clearTimeout(clock.timer)
+        const subCall = real.createCall(metadata, host, method, {
+          onReceiveMetadata: (md) => (stop(), listener.onReceiveMetadata(md)),
+          onReceiveMessage: (m) => listener.onReceiveMessage(m),
+          onReceiveStatus: (s) => (stop(), listener.onReceiveStatus(s)),
+        }, callId)
+        clock.timer = setTimeout(() => subCall.cancelWithStatus(code, details), ms)
+        return subCall
+      },
+    } as unknown as ReturnType<typeof sub.getRealSubchannel>
+    // Everything else (state, credentials, address) from the picked subchannel itself.
+    this.subchannel = Object.assign(Object.create(sub) as typeof sub, { getRealSubchannel: () => timed })
   }
 }
 

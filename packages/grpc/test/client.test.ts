@@ -100,6 +100,36 @@ describe('retries (generated grpc-js retryPolicy)', () => {
   })
 })
 
+describe('perTryTimeout', () => {
+  const slowly = (id: string) => async () => {
+    await new Promise((r) => setTimeout(r, 400))
+    return { from: id }
+  }
+
+  it('cancels an attempt with no response headers in time and retries an idempotent call elsewhere', async () => {
+    const slow = await backend('slow', { handler: slowly('slow') })
+    const fast = await backend('fast')
+    const { client } = await setup([slow, fast], { balancer: 'round-robin', outlier: false, breaker: false, retries: { attempts: 2, perTryTimeout: '100ms', backoff: { base: '1ms', max: '2ms' } } }, ['meshlet.test.Echo'])
+    for (let i = 0; i < 6; i++) {
+      const t0 = performance.now()
+      expect((await unary(client, { text: 'x' }, {}, undefined, 'Put')).from).toBe('fast')
+      expect(performance.now() - t0).toBeLessThan(350) // never waited out the slow backend's 400 ms
+    }
+    expect(slow.calls).toBeGreaterThan(0)
+  })
+
+  it('ends a call that is not idempotent with DEADLINE_EXCEEDED instead of retrying it', async () => {
+    const slow = await backend('slow', { handler: slowly('slow') })
+    const { client } = await setup([slow], { retries: { attempts: 2, perTryTimeout: '100ms' } })
+    const t0 = performance.now()
+    const err = await unary(client, { text: 'x' }).catch((e: grpc.ServiceError) => e)
+    expect(err).toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED })
+    expect((err as grpc.ServiceError).details).toMatch(/perTryTimeout of 100ms.*not retried/)
+    expect(performance.now() - t0).toBeLessThan(350)
+    expect(slow.calls).toBe(1)
+  })
+})
+
 describe('a closed client', () => {
   it('fails a call with UNAVAILABLE, saying why, and leaves nothing behind', async () => {
     const a = await backend('a')
