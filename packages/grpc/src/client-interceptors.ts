@@ -200,7 +200,12 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
       const md = metadata.clone()
       md.set(MIRROR_HEADER, '1')
       if (shadow.address.revision !== undefined) md.set(ROUTE_REVISION_KEY, shadow.address.revision)
-      const copy = nextCall(options)
+      let copy: InterceptingCallInterface
+      try {
+        copy = nextCall(options)
+      } catch {
+        return // the channel is closed: the call itself fails with UNAVAILABLE
+      }
       const id = track(md, { ctx: { ...ctx, tried: undefined }, streaming: false, pinned: shadow })
       // A streamed answer is read and dropped, so that the copy does not stall its stream.
       copy.start(md, { onReceiveMessage: method.responseStream ? () => copy.startRead() : undefined, onReceiveStatus: () => untrack(id) })
@@ -231,7 +236,16 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
       let real: InterceptingCallInterface | undefined
       const onAbort = signal === undefined ? undefined : () => real?.cancelWithStatus(Status.CANCELLED, `Cancelled: the inbound request this call to "${service}" was made for was cancelled.`)
       const send = (settle: ((s: StatusObject) => void) | undefined): void => {
-        real = nextCall(options) // throws when the channel is closed: nothing filed yet
+        try {
+          real = nextCall(options)
+        } catch (err) {
+          // A closed client: grpc-js throws. The call fails like any other (even when it was delayed
+          // by a route and nobody would catch a throw), and it says nothing of the destination's health.
+          const details = `meshlet: ${(err as Error)?.message ?? String(err)}`
+          settle?.({ code: Status.CANCELLED, details, metadata: new Metadata() })
+          record(Status.UNAVAILABLE)
+          return call.fail(listener, Status.UNAVAILABLE, details)
+        }
         const id = track(metadata, { ctx, streaming })
         if (onAbort !== undefined) signal!.addEventListener('abort', onAbort, { once: true })
         real.start(metadata, {
