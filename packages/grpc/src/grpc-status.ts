@@ -42,6 +42,7 @@ export const grpcClassifier: ResponseClassifier<unknown, CallOutcome> = {
     return (ctx.idempotent ? IDEMPOTENT_RETRYABLE : DEFAULT_RETRYABLE).includes(res.code) ? Classification.RetryableFailure : Classification.Failure
   },
   error: () => Classification.Failure,
+  refused: (_req: unknown, _ctx: CallContext, res: CallOutcome): boolean => isRejected(res.metadata),
 }
 
 /** `/pkg.Service/Method` → ['pkg.Service', 'Method']. */

@@ -272,6 +272,18 @@ describe('breaker', () => {
   })
 })
 
+describe('breaker and refusals', () => {
+  it('a refusal before processing (meshlet-rejected) never counts against the breaker', async () => {
+    const drainingMesh = await createMesh({ service: 'echo', shutdownSignals: false })
+    cleanup.push(() => drainingMesh.close())
+    const refusing = await backend('refusing', { mesh: drainingMesh })
+    drainingMesh.inbound.stopAccepting()
+    const { mesh, client } = await setup([refusing], { retries: false, outlier: false, breaker: { volumeThreshold: 3 } })
+    for (let i = 0; i < 10; i++) await expect(unary(client, { text: 'x' })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE, details: expect.stringMatching(/shutting down/) })
+    expect(mesh.inspect().destinations.echo!.breaker).toMatchObject({ state: 'closed', fires: 10, failures: 0 })
+  })
+})
+
 describe('per-call interceptors', () => {
   it('meshCallOptions keeps the mesh interceptors next to the call\'s own', async () => {
     const headers: string[] = []

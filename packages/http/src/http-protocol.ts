@@ -37,6 +37,9 @@ export const httpClassifier: ResponseClassifier<HttpCall, HttpAttempt> = {
     if (code !== undefined && SOCKET_ERRORS.has(code)) return ctx.idempotent ? Classification.RetryableFailure : Classification.Failure
     return Classification.Failure
   },
+  refused(_call, _ctx, res) {
+    return res.headers[REJECTED_HEADER] === '1' && (res.statusCode === 503 || res.statusCode === 429)
+  },
 }
 
 /** Retry-After as delay-seconds or an HTTP date, in ms. */

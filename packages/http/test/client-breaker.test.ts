@@ -89,4 +89,17 @@ describe('client circuit breaker', () => {
     expect(isMeshletError(err, ErrorCodes.BREAKER_OPEN)).toBe(true)
     expect(a.seen.length).toBe(seen + 1)
   })
+
+  it('refusals before processing (meshlet-rejected) never open it: two of three instances shedding, every call served by the third', async () => {
+    const shedding = reply(503, { 'meshlet-rejected': '1' }, 'busy')
+    const r1 = await startBackend(cleanup, shedding)
+    const r2 = await startBackend(cleanup, shedding)
+    const ok = await startBackend(cleanup, reply(200, {}, 'ok'))
+    const { agent, mesh } = await startMesh(cleanup, {
+      orders: { endpoints: [r1.url, r2.url, ok.url], balancer: 'round-robin', outlier: false, retries: { attempts: 2, budget: { minPerSecond: 1000 } }, breaker: { errorThreshold: 50, volumeThreshold: 5 } },
+    })
+    for (let i = 0; i < 60; i++) expect(await call(agent, 'http://orders/x', { method: 'POST' })).toMatchObject({ status: 200, body: 'ok' })
+    expect(r1.seen.length + r2.seen.length).toBeGreaterThan(30)
+    expect(mesh.inspect().destinations.orders!.breaker).toMatchObject({ state: 'closed', failures: 0 })
+  })
 })

@@ -153,6 +153,19 @@ describe('client retries of non-idempotent calls', () => {
     expect(rejecting.seen.length + good.seen.length - seen).toBeLessThanOrEqual(4)
   })
 
+  it('each retry goes to an endpoint the call has not tried yet, while there is one', async () => {
+    // Round-robin over two failing endpoints and a good one: with 2 retries, every call reaches the good one.
+    const bad1 = await startBackend(cleanup, reply(503, {}, 'down'))
+    const bad2 = await startBackend(cleanup, reply(503, {}, 'down'))
+    const good = await startBackend(cleanup, reply(200, {}, 'ok'))
+    const { agent } = await startMesh(cleanup, {
+      payments: { endpoints: [bad1.url, bad2.url, good.url], balancer: 'round-robin', breaker: false, outlier: false, retries: { ...quickRetries, attempts: 2 } },
+    })
+    for (let i = 0; i < 30; i++) expect(await call(agent, 'http://payments/x')).toMatchObject({ status: 200, body: 'ok' })
+    expect(good.seen.length).toBe(30)
+    expect(bad1.seen.length + bad2.seen.length).toBeGreaterThan(0)
+  })
+
   it('a streamed POST body that was sent is not replayed; a Buffer body is', async () => {
     const bodies: Buffer[] = []
     const shed = recordBody(bodies, respond(503, { 'meshlet-rejected': '1' }, 'shed'))

@@ -194,11 +194,14 @@ class FailedResponse<Res> extends Error {
 type AnyClassifier = ResponseClassifier<unknown, unknown>
 type AnyService = Service<unknown, unknown>
 
-/** One attempt through the breaker: a failed response is rejected so that it counts against it. */
+/**
+ * One attempt through the breaker: a failed response is rejected so that it counts against it; a
+ * refusal before processing is not (opossum, which cannot ignore a fired call, counts it a success).
+ */
 function breakerAction(req: unknown, ctx: CallContext, next: AnyService, classifier: AnyClassifier): Promise<unknown> {
   return next(req, ctx).then((res) => {
     const cls = classifier.response(req, ctx, res)
-    if (cls === Classification.Failure || cls === Classification.RetryableFailure) throw new FailedResponse(res)
+    if ((cls === Classification.Failure || cls === Classification.RetryableFailure) && classifier.refused?.(req, ctx, res) !== true) throw new FailedResponse(res)
     return res
   })
 }
@@ -250,7 +253,6 @@ export function breakerFilter<Req, Res>(breaker: CircuitBreaker, protocol: Clien
 export function balanceFilter<Req, Res>(balancer: Balancer, protocol: ClientProtocol<Req, Res>): Filter<Req, Res> {
   const classifier = protocol.classifier
   const attempt = (req: Req, ctx: CallContext, next: Service<Req, Res>, e: EndpointState): Promise<Res> => {
-    if (ctx.endpoint !== undefined) (ctx.tried ??= []).push(ctx.endpoint)
     ctx.endpoint = e
     e.inflight++
     const t0 = performance.now()
@@ -270,6 +272,8 @@ export function balanceFilter<Req, Res>(balancer: Balancer, protocol: ClientProt
     )
   }
   return (req, ctx, next) => {
+    // A retry: the endpoint of the attempt before is tried, so that this pick avoids it while another is ready.
+    if (ctx.endpoint !== undefined && !ctx.tried?.includes(ctx.endpoint)) (ctx.tried ??= []).push(ctx.endpoint)
     const hashHeader = balancer.hashHeader
     if (hashHeader !== undefined && protocol.requestInfo !== undefined) ctx.hashKey = protocol.requestInfo(req).header(hashHeader)
     let e

@@ -19,6 +19,13 @@ export type Classification = (typeof Classification)[keyof typeof Classification
 export interface ResponseClassifier<Req, Res> {
   response(req: Req, ctx: CallContext, res: Res): Classification
   error(req: Req, ctx: CallContext, err: unknown): Classification
+  /**
+   * True when the endpoint declined the request before processing it (`meshlet-rejected`: admission,
+   * rate limit, drain). Such a refusal steers the balancer and is retried elsewhere, but says nothing
+   * of the destination's health: it never counts against the breaker, so instances shedding load or
+   * draining in a rolling deploy cannot open it while others serve.
+   */
+  refused?(req: Req, ctx: CallContext, res: Res): boolean
 }
 
 /** Methods that may be repeated (RFC 9110 §9.2.2); POST and PATCH are not. */
