@@ -94,7 +94,7 @@ describe('streams', () => {
       stream.on('end', () => resolve(n))
     })
     expect(messages).toBe(5)
-    expect(seen).not.toContain('meshlet-streaming')
+    expect(seen).not.toContain('meshlet-call')
     const ep = mesh.inspect().destinations.echo!.endpoints[0]!
     expect(ep.requests).toBe(1)
     expect(ep.latencyMs).toBeLessThan(100)
