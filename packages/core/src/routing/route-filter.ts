@@ -50,15 +50,16 @@ export function routeCall(
     if (rule.retries.perTryTimeout !== undefined) ctx.perTryTimeout = rule.retries.perTryTimeout
   }
   const fault = rule.fault
-  if (fault === undefined || (fault.header !== undefined && info.header(fault.header) === undefined)) return mirror === undefined ? NOTHING : { abort: undefined, delay: 0, mirror }
-  if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) {
-    injected(metrics, ctx.service, 'abort')
-    publish(channels.faultInjected, () => ({ service: ctx.service, kind: 'abort', status: fault.abort!.status }))
-    return { abort: fault.abort.status, delay: 0, mirror }
-  }
-  if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) {
-    injected(metrics, ctx.service, 'delay')
-    return { abort: undefined, delay: fault.delay.fixed, mirror }
+  if (fault !== undefined && (fault.header === undefined || info.header(fault.header) !== undefined)) {
+    if (fault.abort !== undefined && Math.random() * 100 < fault.abort.percent) {
+      injected(metrics, ctx.service, 'abort')
+      publish(channels.faultInjected, () => ({ service: ctx.service, kind: 'abort', status: fault.abort!.status }))
+      return { abort: fault.abort.status, delay: 0, mirror }
+    }
+    if (fault.delay !== undefined && Math.random() * 100 < fault.delay.percent) {
+      injected(metrics, ctx.service, 'delay')
+      return { abort: undefined, delay: fault.delay.fixed, mirror }
+    }
   }
   return mirror === undefined ? NOTHING : { abort: undefined, delay: 0, mirror }
 }
