@@ -28,7 +28,7 @@ import { join } from 'node:path'
 import { metrics } from '@opentelemetry/api'
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
 import { Pool, type Dispatcher } from 'undici'
-import { API_VERSION, Classification, ControlClient, DEFAULT_INSTANCE_TTL, type BalancerType, type ClientProtocol, type InstanceRegistration, type Mesh, type RegisterResponse, type Resource } from '@meshlet/core'
+import { API_VERSION, Classification, ControlClient, MeshMetrics, DEFAULT_INSTANCE_TTL, type BalancerType, type ClientProtocol, type InstanceRegistration, type Mesh, type RegisterResponse, type Resource } from '@meshlet/core'
 import { meshAgent } from '@meshlet/http'
 import { closedLoop, Histogram, openLoop, type Send } from './load.js'
 import { grpc } from './grpc.js'
@@ -325,8 +325,9 @@ async function failover(): Promise<Record<string, unknown>> {
 }
 
 /**
- * The core client stack with a terminal that answers at once: what telemetry, deadline, retry,
- * breaker and balance cost per call, free of sockets and the machine's network noise.
+ * The core client stack with a terminal that answers at once: what the roles (metrics, deadline,
+ * retry, breaker, pick, per-try timeout) cost per call, free of sockets and the machine's network
+ * noise.
  */
 async function stack(): Promise<Record<string, unknown>> {
   const ok = { status: 200 }
@@ -337,10 +338,13 @@ async function stack(): Promise<Record<string, unknown>> {
     canResend: () => true,
     discard: () => {},
     retryAfter: () => undefined,
-    method: () => 'GET',
-    status: (r) => r.status,
     reportedLoad: () => undefined,
+    setHeader: () => {},
+    // As the HTTP protocol records it: a cached attribute set into the SDK's histogram.
+    recordDuration: (_req, ctx, res, _err, seconds) =>
+      stackMetrics.clientDuration.record(seconds, stackMetrics.attributes(`c:${ctx.service}:GET:${res?.status ?? 0}:`, () => ({ 'http.request.method': 'GET', 'server.address': ctx.service, 'http.response.status_code': res?.status ?? 0 }))),
   }
+  const stackMetrics = new MeshMetrics()
   const off = { retries: false, breaker: false, outlier: false, timeout: false } as const
   const variants: Record<string, Record<string, unknown>> = {
     'policies off': off,

@@ -4,15 +4,16 @@
  */
 import type CircuitBreaker from 'opossum'
 import { Balancer, type EndpointSnapshot } from './balance/balancer.js'
+import { newCallContext, systemEnv, type CallContext, type Filter, type Service, type StackEnv } from './client/call-context.js'
+import type { ClientProtocol } from './client/client-protocol.js'
+import { ClientStack } from './client/client-stack.js'
 import type { ServicePolicy } from './config/mesh-options.js'
 import { callScope } from './deadline/call-scope.js'
 import type { Resolver } from './discovery/resolver.js'
-import { balanceFilter, breakerFilter, deadlineFilter, newBreaker, retryFilter, telemetryFilter } from './resilience/client-filters.js'
+import { newBreaker } from './resilience/breaker-filter.js'
 import { RetryBudget } from './resilience/retry-budget.js'
-import { routeCall, routeFilter, type RouteDecision } from './routing/route-filter.js'
-import type { RequestInfo, RouteTable } from './routing/route-table.js'
-import type { ClientProtocol } from './stack/client-protocol.js'
-import { compose, newCallContext, type CallContext, type Service, type StackEntry } from './stack/service.js'
+import type { RouteTable } from './routing/route-table.js'
+import { compose } from './stack/service.js'
 import { channels, publish } from './telemetry/diagnostics.js'
 import type { MeshMetrics } from './telemetry/metrics.js'
 
@@ -35,15 +36,26 @@ export class Destination {
   readonly ready: Promise<void>
   readonly #resolver: Resolver
   readonly #metrics: MeshMetrics
+  readonly #clientStack: ClientStack
+  readonly #env: StackEnv
   #stacks = new WeakMap<ClientProtocol<never, never>, Service<never, never>>()
+  /** The client stack's version the cached stacks were built from. */
+  #stacksVersion: number
   #breaker: CircuitBreaker | undefined
   #lastError: Error | undefined
 
-  constructor(name: string, policy: ServicePolicy, resolver: Resolver, zone: string | undefined, metrics: MeshMetrics) {
+  /**
+   * `clientStack` is the mesh's (users may change its roles); `env` the clock and random source the
+   * stack reads (tests pass their own).
+   */
+  constructor(name: string, policy: ServicePolicy, resolver: Resolver, zone: string | undefined, metrics: MeshMetrics, clientStack: ClientStack = new ClientStack(), env: StackEnv = systemEnv) {
     this.name = name
     this.#policy = policy
     this.#resolver = resolver
     this.#metrics = metrics
+    this.#clientStack = clientStack
+    this.#stacksVersion = clientStack.version
+    this.#env = env
     this.balancer = new Balancer(name, policy.balancer, policy.outlier, zone, metrics)
     this.#budget = newBudget(policy)
     this.ready = new Promise((resolve) => {
@@ -84,10 +96,7 @@ export class Destination {
     this.#stacks = new WeakMap()
   }
 
-  /**
-   * The destination's breaker, shared by every transport (the gRPC interceptors fire it around a
-   * whole call); undefined when the policy has none. Replaced when the breaker settings change.
-   */
+  /** The destination's breaker, shared by every transport's stack; undefined when the policy has none. Replaced when the breaker settings change. */
   get breaker(): CircuitBreaker | undefined {
     if (!this.#policy.breaker) return undefined
     return (this.#breaker ??= newBreaker(this.name, this.#policy.breaker, this.#metrics))
@@ -104,23 +113,36 @@ export class Destination {
   }
 
   /**
-   * Routes one call made outside the client stack (gRPC's interceptor): see routeCall. Undefined
-   * when the destination has no routes or none matches.
+   * The composed client stack for a transport, built on first use and rebuilt after a policy, route
+   * or stack change; callers must not cache it across calls.
    */
-  route(info: RequestInfo, ctx: CallContext, canMirror: boolean): RouteDecision | undefined {
-    const routes = this.#routes
-    return routes === undefined ? undefined : routeCall(routes, info, ctx, this.#metrics, (revision) => this.balancer.pickShadow(revision), canMirror)
-  }
-
-  /** The composed client stack for a transport, built on first use; callers must not cache it across policy updates. */
   stack<Req, Res>(protocol: ClientProtocol<Req, Res>): Service<Req, Res> {
+    if (this.#stacksVersion !== this.#clientStack.version) {
+      this.#stacks = new WeakMap()
+      this.#stacksVersion = this.#clientStack.version
+    }
     const key = protocol as unknown as ClientProtocol<never, never>
     let s = this.#stacks.get(key) as Service<Req, Res> | undefined
     if (s === undefined) {
-      s = compose(this.#entries(protocol), protocol.endpoint)
+      s = compose(this.entries(protocol), protocol.endpoint)
       this.#stacks.set(key, s as unknown as Service<never, never>)
     }
     return s
+  }
+
+  /** The filters of this destination's stack for `protocol`, outermost first, with their role names. */
+  entries<Req, Res>(protocol: ClientProtocol<Req, Res>): { readonly role: string; readonly filter: Filter<Req, Res> }[] {
+    return this.#clientStack.build({
+      service: this.name,
+      policy: this.#policy,
+      routes: this.#routes,
+      balancer: this.balancer,
+      budget: this.#budget,
+      breaker: this.breaker,
+      metrics: this.#metrics,
+      protocol: protocol as ClientProtocol<unknown, unknown>,
+      env: this.#env,
+    }) as unknown as { role: string; filter: Filter<Req, Res> }[]
   }
 
   /**
@@ -129,7 +151,7 @@ export class Destination {
    */
   newContext(idempotent: boolean, signal?: AbortSignal): CallContext {
     const scope = callScope.getStore()
-    let deadline = this.#policy.timeout === Infinity ? Infinity : Date.now() + this.#policy.timeout
+    let deadline = this.#policy.timeout === Infinity ? Infinity : this.#env.now() + this.#policy.timeout
     let s = signal
     if (scope !== undefined) {
       if (scope.deadline < deadline) deadline = scope.deadline
@@ -155,26 +177,6 @@ export class Destination {
     this.#resolver.close()
     this.#breaker?.shutdown()
     await this.balancer.close()
-  }
-
-  #entries<Req, Res>(protocol: ClientProtocol<Req, Res>): StackEntry<Req, Res>[] {
-    const p = this.#policy
-    const entries: StackEntry<Req, Res>[] = [
-      { role: 'telemetry', filter: telemetryFilter(protocol, this.#metrics) },
-      { role: 'deadline', filter: deadlineFilter() },
-    ]
-    const { requestInfo, abortResponse, mirror } = protocol
-    if (this.#routes !== undefined && requestInfo !== undefined && abortResponse !== undefined) {
-      entries.push({ role: 'route', filter: routeFilter(this.#routes, { requestInfo, abortResponse, mirror }, this.#metrics, (revision) => this.balancer.pickShadow(revision)) })
-    }
-    if (p.retries && this.#budget) entries.push({ role: 'retry', filter: retryFilter(protocol, p.retries, this.#budget, this.#metrics) })
-    if (p.breaker) {
-      // One breaker per destination, shared by every transport's stack until its settings change.
-      this.#breaker ??= newBreaker(this.name, p.breaker, this.#metrics)
-      entries.push({ role: 'breaker', filter: breakerFilter(this.#breaker, protocol) })
-    }
-    entries.push({ role: 'balance', filter: balanceFilter(this.balancer, protocol) })
-    return entries
   }
 }
 

@@ -41,50 +41,66 @@ class TrackedBody implements AsyncIterable<unknown> {
 }
 
 export class HttpCall implements DispatchController {
-  readonly opts: Dispatcher.DispatchOptions
   readonly handler: DispatchHandler
   readonly method: string
   /** The attempt currently on the wire or being delivered. */
   current: HttpAttempt | undefined
   #reason: Error | null = null
+  readonly #given: Dispatcher.DispatchOptions
   readonly #tracked: TrackedBody | undefined
+  /** Headers the stack adds (deadline, trace context), merged into the options on first dispatch. */
+  #extra: Record<string, string> | undefined
+  #opts: Dispatcher.DispatchOptions | undefined
 
-  constructor(opts: Dispatcher.DispatchOptions, handler: DispatchHandler, headers: Dispatcher.DispatchOptions['headers']) {
+  constructor(opts: Dispatcher.DispatchOptions, handler: DispatchHandler) {
     this.handler = handler
     this.method = opts.method
+    this.#given = opts
     const body = opts.body as unknown
-    let tracked: TrackedBody | undefined
     if (body != null && typeof body === 'object' && !(body instanceof Uint8Array) && !(body instanceof Readable) && !(body instanceof ReplayableBody) && Symbol.asyncIterator in body) {
-      tracked = new TrackedBody(body as AsyncIterable<unknown>)
+      this.#tracked = new TrackedBody(body as AsyncIterable<unknown>)
     }
-    this.#tracked = tracked
+  }
+
+  /** Adds a request header; only before the first attempt is dispatched (the options are fixed then). */
+  setHeader(name: string, value: string): void {
+    ;(this.#extra ??= {})[name] = value
+  }
+
+  /** The options every attempt dispatches: the caller's, with the stack's headers and a tracked body. */
+  get opts(): Dispatcher.DispatchOptions {
+    return (this.#opts ??= this.#build())
+  }
+
+  #build(): Dispatcher.DispatchOptions {
+    const opts = this.#given
+    const tracked = this.#tracked
+    const headers = this.#extra === undefined ? opts.headers : withHeaders(opts.headers, this.#extra)
+    if (tracked === undefined && headers === opts.headers) return opts
     // A fixed-shape literal, not a spread: undici's Request constructor is many times slower on a
     // spread copy of the caller's options (measured with bench/ and --cpu-prof).
-    this.opts =
-      tracked === undefined && headers === opts.headers
-        ? opts
-        : {
-            origin: opts.origin,
-            path: opts.path,
-            method: opts.method,
-            body: tracked === undefined ? opts.body : (tracked as never),
-            headers,
-            query: opts.query,
-            idempotent: opts.idempotent,
-            blocking: opts.blocking,
-            upgrade: opts.upgrade,
-            headersTimeout: opts.headersTimeout,
-            bodyTimeout: opts.bodyTimeout,
-            reset: opts.reset,
-            throwOnError: opts.throwOnError,
-            expectContinue: opts.expectContinue,
-            typeOfService: opts.typeOfService,
-          }
+    return {
+      origin: opts.origin,
+      path: opts.path,
+      method: opts.method,
+      body: tracked === undefined ? opts.body : (tracked as never),
+      headers,
+      query: opts.query,
+      idempotent: opts.idempotent,
+      blocking: opts.blocking,
+      upgrade: opts.upgrade,
+      headersTimeout: opts.headersTimeout,
+      bodyTimeout: opts.bodyTimeout,
+      reset: opts.reset,
+      throwOnError: opts.throwOnError,
+      expectContinue: opts.expectContinue,
+      typeOfService: opts.typeOfService,
+    }
   }
 
   /** The request header `name` (lowercase), whatever shape the caller gave headers in. */
   header(name: string): string | undefined {
-    const h = this.opts.headers as unknown
+    const h = this.#given.headers as unknown
     if (h == null) return undefined
     if (Array.isArray(h)) {
       for (let i = 0; i + 1 < h.length; i += 2) if (String(h[i]).toLowerCase() === name) return String(h[i + 1])
@@ -105,7 +121,7 @@ export class HttpCall implements DispatchController {
 
   /** True when the body can be sent again: absent, in memory, marked replayable, or never started. */
   bodyResendable(): boolean {
-    const body = this.opts.body as unknown
+    const body = this.#given.body as unknown
     if (body == null || typeof body === 'string' || body instanceof Uint8Array || body instanceof ReplayableBody) return true
     if (this.#tracked !== undefined) return !this.#tracked.started
     if (body instanceof Readable) return !Readable.isDisturbed(body)
@@ -139,6 +155,24 @@ export class HttpCall implements DispatchController {
   fail(err: unknown): void {
     this.handler.onResponseError?.(this, err as Error)
   }
+}
+
+type RequestHeaders = Dispatcher.DispatchOptions['headers']
+
+/** `headers` in whatever shape the caller gave them, with `extra` added. */
+export function withHeaders(headers: RequestHeaders, extra: Record<string, string>): RequestHeaders {
+  if (headers == null) return extra
+  if (Array.isArray(headers)) {
+    const flat = [...(headers as unknown[])]
+    for (const k in extra) flat.push(k, extra[k])
+    return flat as RequestHeaders
+  }
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    const out: Record<string, string> = {}
+    for (const [k, v] of headers as Iterable<[string, string]>) out[k] = v
+    return Object.assign(out, extra)
+  }
+  return { ...(headers as Record<string, string>), ...extra }
 }
 
 const HELD = 1

@@ -4,8 +4,8 @@
  * parsing on the hot path).
  */
 import { Pool } from 'undici'
-import { Classification, deadlineExceeded, isMeshletError, parseLoadHeader, type CallContext, type ClientProtocol, type EndpointState, type ResponseClassifier, ErrorCodes, LOAD_HEADER, MIRROR_HEADER, REJECTED_HEADER } from '@meshlet/core'
-import { HttpAttempt, type HttpCall } from './http-call.js'
+import { attemptExpired, Classification, DEADLINE_HEADER, isMeshletError, parseLoadHeader, type CallContext, type ClientProtocol, type EndpointState, type MeshMetrics, type ResponseClassifier, ErrorCodes, LOAD_HEADER, MIRROR_HEADER, REJECTED_HEADER } from '@meshlet/core'
+import { HttpAttempt, withHeaders, type HttpCall } from './http-call.js'
 
 /** Errors raised before a request reached the server: always safe to send elsewhere. */
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL'])
@@ -52,12 +52,22 @@ function retryAfter(res: HttpAttempt): number | undefined {
 }
 
 export interface HttpProtocolOptions {
+  /** Where `http.client.request.duration` is recorded: the mesh's metrics. */
+  metrics: MeshMetrics
   /** Options for each endpoint's undici Pool. */
   pool?: Pool.Options
 }
 
-export function httpProtocol(options: HttpProtocolOptions = {}): ClientProtocol<HttpCall, HttpAttempt> {
+export function httpProtocol(options: HttpProtocolOptions): ClientProtocol<HttpCall, HttpAttempt> {
   const poolOptions = options.pool ?? {}
+  const metrics = options.metrics
+  const attributes = (call: HttpCall, ctx: CallContext, status: number, errorType: string | undefined) =>
+    metrics.attributes(`c:${ctx.service}:${call.method}:${status}:${errorType ?? ''}`, () => ({
+      'http.request.method': call.method,
+      'server.address': ctx.service,
+      ...(status ? { 'http.response.status_code': status } : {}),
+      ...(errorType ? { 'error.type': errorType } : {}),
+    }))
   const poolOf = (e: EndpointState) => e.resource('undici', () => new Pool(e.url, poolOptions))
   const endpoint = (call: HttpCall, ctx: CallContext): Promise<HttpAttempt> =>
     new Promise((resolve, reject) => {
@@ -65,13 +75,9 @@ export function httpProtocol(options: HttpProtocolOptions = {}): ClientProtocol<
       const e = ctx.endpoint!
       const pool = poolOf(e)
       const attempt = new HttpAttempt(call, resolve, reject)
-      const now = Date.now()
-      const budget = Math.min(ctx.deadline - now, ctx.perTryTimeout)
-      if (budget <= 0) return reject(deadlineExceeded(ctx.service, ctx.deadline, ctx.attempt, false))
-      if (budget !== Infinity) {
-        const perTry = ctx.perTryTimeout < ctx.deadline - now
-        attempt.armTimer(budget, () => deadlineExceeded(ctx.service, ctx.deadline, ctx.attempt, true, perTry))
-      }
+      const budget = Math.min(ctx.deadline, ctx.attemptDeadline) - Date.now()
+      if (budget <= 0) return reject(attemptExpired(ctx))
+      if (budget !== Infinity) attempt.armTimer(budget, () => attemptExpired(ctx))
       if (ctx.signal !== undefined) attempt.follow(ctx.signal)
       pool.dispatch(call.opts, attempt)
     })
@@ -83,8 +89,15 @@ export function httpProtocol(options: HttpProtocolOptions = {}): ClientProtocol<
     canResend: (call) => call.bodyResendable(),
     discard: (res) => res.discard(),
     retryAfter,
-    method: (call) => call.method,
-    status: (res) => res.statusCode,
+    setHeader: (call, name, value) => call.setHeader(name, value),
+    writeDeadline: (call, deadline) => call.setHeader(DEADLINE_HEADER, String(deadline)),
+    recordDuration: (call, ctx, res, err, seconds) => {
+      const attrs =
+        res !== undefined
+          ? attributes(call, ctx, res.statusCode, res.statusCode >= 500 ? String(res.statusCode) : undefined)
+          : attributes(call, ctx, 0, isMeshletError(err) ? err.code : ((err as { code?: string })?.code ?? 'Error'))
+      metrics.clientDuration.record(seconds, attrs)
+    },
     reportedLoad: (res) => parseLoadHeader(res.headers[LOAD_HEADER]),
     requestInfo: (call) => {
       const path = call.opts.path
@@ -96,12 +109,7 @@ export function httpProtocol(options: HttpProtocolOptions = {}): ClientProtocol<
       // Only a body that can be read twice is copied; a stream belongs to the real request.
       const body = call.opts.body
       if (!(body == null || typeof body === 'string' || body instanceof Uint8Array)) return
-      const headers = call.opts.headers
-      const marked = Array.isArray(headers)
-        ? [...(headers as unknown[]), MIRROR_HEADER, '1']
-        : headers != null && typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function'
-          ? { ...Object.fromEntries(headers as Iterable<[string, string]>), [MIRROR_HEADER]: '1' }
-          : { ...(headers as Record<string, string> | null | undefined), [MIRROR_HEADER]: '1' }
+      const marked = withHeaders(call.opts.headers, { [MIRROR_HEADER]: '1' })
       poolOf(e)
         .request({ path: call.opts.path, method: call.opts.method, headers: marked as never, body: body ?? null })
         .then(

@@ -5,12 +5,11 @@
  */
 import { createRequire } from 'node:module'
 import { Agent, Dispatcher, type Pool } from 'undici'
-import { DEADLINE_HEADER, injectTraceContext, isIdempotentMethod, type Mesh } from '@meshlet/core'
+import { isIdempotentMethod, type Mesh } from '@meshlet/core'
 import { HttpCall } from './http-call.js'
 import { httpProtocol } from './http-protocol.js'
 
 type DispatchHandler = Dispatcher.DispatchHandler
-type RequestHeaders = Dispatcher.DispatchOptions['headers']
 
 export interface MeshAgentOptions {
   /** Dispatcher for origins that are not mesh services. Default: a new undici Agent. */
@@ -49,30 +48,6 @@ function serviceHost(origin: string | URL | undefined): string | undefined {
   return origin.slice(7, end)
 }
 
-function withMeshHeaders(headers: RequestHeaders, deadline: number): RequestHeaders {
-  const extra: Record<string, string> = {}
-  if (deadline !== Infinity) extra[DEADLINE_HEADER] = String(deadline)
-  injectTraceContext(extra)
-  let has = false
-  for (const _ in extra) {
-    has = true
-    break
-  }
-  if (!has) return headers
-  if (headers == null) return extra
-  if (Array.isArray(headers)) {
-    const flat = [...(headers as unknown[])]
-    for (const k in extra) flat.push(k, extra[k])
-    return flat as RequestHeaders
-  }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    const out: Record<string, string> = {}
-    for (const [k, v] of headers as Iterable<[string, string]>) out[k] = v
-    return Object.assign(out, extra)
-  }
-  return { ...(headers as Record<string, string>), ...extra }
-}
-
 export class MeshAgent extends Dispatcher {
   readonly mesh: Mesh
   readonly #fallback: Dispatcher
@@ -84,7 +59,7 @@ export class MeshAgent extends Dispatcher {
     this.mesh = mesh
     this.#fallback = options.fallback ?? new Agent()
     this.#ownsFallback = options.fallback === undefined
-    this.#protocol = httpProtocol(options.pool ? { pool: options.pool } : {})
+    this.#protocol = httpProtocol(options.pool ? { metrics: mesh.metrics, pool: options.pool } : { metrics: mesh.metrics })
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: DispatchHandler): boolean {
@@ -93,7 +68,7 @@ export class MeshAgent extends Dispatcher {
     if (dest === undefined) return this.#fallback.dispatch(opts, handler)
     const h = asV2(handler)
     const ctx = dest.newContext(opts.idempotent ?? isIdempotentMethod(opts.method))
-    const call = new HttpCall(opts, h, withMeshHeaders(opts.headers, ctx.deadline))
+    const call = new HttpCall(opts, h)
     h.onRequestStart?.(call, {})
     if (call.aborted) {
       h.onResponseError?.(call, call.reason!)

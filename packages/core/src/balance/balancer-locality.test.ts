@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_POLICY } from '../config/mesh-options.js'
-import { newCallContext } from '../stack/service.js'
+import { newCallContext } from '../client/call-context.js'
 import { MeshMetrics } from '../telemetry/metrics.js'
 import { Balancer } from './balancer.js'
 

@@ -3,7 +3,7 @@ import { DEFAULT_POLICY, type BalancerPolicy, type OutlierPolicy } from '../conf
 import type { EndpointAddress } from '../discovery/resolver.js'
 import { ErrorCodes, isMeshletError } from '../errors.js'
 import { Classification } from '../stack/response-classifier.js'
-import { newCallContext, type CallContext } from '../stack/service.js'
+import { newCallContext, type CallContext } from '../client/call-context.js'
 import { MeshMetrics } from '../telemetry/metrics.js'
 import { Balancer } from './balancer.js'
 import type { EndpointState } from './endpoint-state.js'

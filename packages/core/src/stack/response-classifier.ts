@@ -2,7 +2,6 @@
  * One classifier decides what a result means for retries, the breaker, outlier detection and
  * metrics alike (Finagle's ResponseClassifier), so they never disagree.
  */
-import type { CallContext } from './service.js'
 
 export const Classification = {
   /** Counts as a success for health and metrics. */
@@ -16,20 +15,14 @@ export const Classification = {
 } as const
 export type Classification = (typeof Classification)[keyof typeof Classification]
 
-export interface ResponseClassifier<Req, Res> {
-  response(req: Req, ctx: CallContext, res: Res): Classification
-  error(req: Req, ctx: CallContext, err: unknown): Classification
+export interface StackClassifier<Req, Res, Ctx> {
+  response(req: Req, ctx: Ctx, res: Res): Classification
+  error(req: Req, ctx: Ctx, err: unknown): Classification
   /**
    * True when the endpoint declined the request before processing it (`meshlet-rejected`: admission,
    * rate limit, drain). Such a refusal steers the balancer and is retried elsewhere, but says nothing
    * of the destination's health: it never counts against the breaker, so instances shedding load or
    * draining in a rolling deploy cannot open it while others serve.
    */
-  refused?(req: Req, ctx: CallContext, res: Res): boolean
-}
-
-/** Methods that may be repeated (RFC 9110 §9.2.2); POST and PATCH are not. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
-export function isIdempotentMethod(method: string): boolean {
-  return IDEMPOTENT.has(method)
+  refused?(req: Req, ctx: Ctx, res: Res): boolean
 }
