@@ -1,5 +1,6 @@
-/** The routed revision's metadata key, and HTTP → gRPC statuses for route faults. */
-import { status as Status } from '@grpc/grpc-js'
+/** The routed revision's metadata key, and the gRPC status of a route's injected abort. */
+import type { status as Status } from '@grpc/grpc-js'
+import { grpcStatusForHttp } from '@meshlet/core'
 
 /**
  * Metadata key carrying the revision a route chose, to the server. The picker reads it from calls
@@ -7,23 +8,11 @@ import { status as Status } from '@grpc/grpc-js'
  */
 export const ROUTE_REVISION_KEY = 'meshlet-revision'
 
-/** HTTP status → gRPC code, as grpc/grpc doc/http-grpc-status-mapping.md maps them. */
+/**
+ * HTTP status → gRPC code for a route's injected abort: core's one mapping (`grpcStatusForHttp`,
+ * through the status's meshlet code), so a fault answers a gRPC call as the same refusal from a
+ * meshlet server would: 400 INVALID_ARGUMENT, 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED.
+ */
 export function statusForHttp(http: number): Status {
-  switch (http) {
-    case 400:
-      return Status.INTERNAL
-    case 401:
-      return Status.UNAUTHENTICATED
-    case 403:
-      return Status.PERMISSION_DENIED
-    case 404:
-      return Status.UNIMPLEMENTED
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return Status.UNAVAILABLE
-    default:
-      return http >= 200 && http < 300 ? Status.OK : Status.UNKNOWN
-  }
+  return grpcStatusForHttp(http) as number as Status
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { status as Status } from '@grpc/grpc-js'
-import { resolvePolicy } from '@meshlet/core'
+import { GrpcStatus, resolvePolicy } from '@meshlet/core'
 import { isIdempotentPath } from './client-interceptors.js'
 import { statusForHttp } from './routing.js'
 import { serviceConfigFor } from './service-config.js'
@@ -41,9 +41,14 @@ describe('isIdempotentPath', () => {
 })
 
 describe('statusForHttp', () => {
-  it('maps HTTP statuses as grpc/grpc\'s http-grpc-status-mapping does', () => {
-    expect([400, 401, 403, 404, 429, 502, 503, 504, 500].map(statusForHttp)).toEqual([
-      Status.INTERNAL, Status.UNAUTHENTICATED, Status.PERMISSION_DENIED, Status.UNIMPLEMENTED, Status.UNAVAILABLE, Status.UNAVAILABLE, Status.UNAVAILABLE, Status.UNAVAILABLE, Status.UNKNOWN,
+  it('maps HTTP statuses through core\'s registry: as grpc/grpc\'s table, except 400, 404, 500 and 504, whose meaning meshlet knows', () => {
+    expect([400, 401, 403, 404, 429, 499, 500, 502, 503, 504, 501, 200].map(statusForHttp)).toEqual([
+      Status.INVALID_ARGUMENT, Status.UNAUTHENTICATED, Status.PERMISSION_DENIED, Status.NOT_FOUND, Status.UNAVAILABLE, Status.CANCELLED, Status.INTERNAL, Status.UNAVAILABLE, Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED, Status.UNKNOWN, Status.OK,
     ])
+  })
+
+  it('uses grpc-js\'s numbers: core\'s GrpcStatus is grpc-js\'s status, name for name', () => {
+    const grpcJs = Object.fromEntries(Object.entries(Status).filter(([k]) => Number.isNaN(Number(k))))
+    expect(GrpcStatus).toEqual(grpcJs)
   })
 })

@@ -156,7 +156,7 @@ class ControlApi {
     } catch (err) {
       if (isControlError(err)) return sendError(res, err)
       this.#o.log.error(`${req.method} ${req.url?.slice(0, 200)} failed: ${(err as Error)?.stack ?? String(err)}`)
-      sendError(res, new ControlError(ControlErrorCodes.INTERNAL, 500, `the control endpoint failed to handle this request (${(err as Error)?.message ?? String(err)}); its log has the details`))
+      sendError(res, new ControlError(ControlErrorCodes.INTERNAL, `the control endpoint failed to handle this request (${(err as Error)?.message ?? String(err)}); its log has the details`))
     }
   }
 
@@ -177,7 +177,7 @@ class ControlApi {
 
     const kind = this.#o.registry.lookup(first)
     if (kind === undefined) {
-      throw new ControlError(ControlErrorCodes.UNKNOWN_KIND, 404, `unknown kind ${JSON.stringify(first.slice(0, 60))}; this endpoint serves ${this.#o.registry.kinds().map((k) => k.plural).join(', ')} (and instances)`)
+      throw new ControlError(ControlErrorCodes.UNKNOWN_KIND, `unknown kind ${JSON.stringify(first.slice(0, 60))}; this endpoint serves ${this.#o.registry.kinds().map((k) => k.plural).join(', ')} (and instances)`)
     }
     if (rest.length > 2) throw notFound(`no such endpoint: ${raw.slice(0, 200)}; use /v1/${kind.plural}/{namespace}/{name}`)
     const [namespace, name] = rest
@@ -247,7 +247,6 @@ class ControlApi {
       if (this.#state.eventsSince(since) === 'resync') {
         throw new ControlError(
           ControlErrorCodes.RESYNC,
-          410,
           since > this.#state.resourceVersion
             ? `since=${since} is ahead of this endpoint (resourceVersion ${this.#state.resourceVersion}): its store was replaced or restored from a backup. Resync: watch without since (or list) and continue from the resourceVersion you get.`
             : `since=${since} is older than the history this endpoint keeps (changes after ${this.#state.historyStart}). Resync: watch without since (or list) and continue from the resourceVersion you get.`,
@@ -333,13 +332,12 @@ class ControlApi {
     if (role === undefined) {
       throw new ControlError(
         ControlErrorCodes.UNAUTHENTICATED,
-        401,
         header === undefined
           ? `this call needs the ${needed} token: send "Authorization: Bearer <token>" (the meshlet CLI reads it from --token or MESHLET_TOKEN)`
           : `the token in the Authorization header is not valid for this control endpoint (it is neither its admin nor its join token)`,
       )
     }
-    if (needed === 'admin' && role !== 'admin') throw new ControlError(ControlErrorCodes.FORBIDDEN, 403, 'this call changes configuration and needs the admin token; the join token only registers instances and reads')
+    if (needed === 'admin' && role !== 'admin') throw new ControlError(ControlErrorCodes.FORBIDDEN, 'this call changes configuration and needs the admin token; the join token only registers instances and reads')
   }
 
   #only(method: string, allowed: string[], handler: () => void): void {
@@ -374,19 +372,19 @@ function preconditionParam(query: URLSearchParams): number | undefined {
 
 function invalid(issues: readonly ConfigIssue[], what: string): ControlError {
   const lines = issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')
-  return new ControlError(ControlErrorCodes.CONFIG_INVALID, 422, `invalid ${what} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines}`, { issues })
+  return new ControlError(ControlErrorCodes.CONFIG_INVALID, `invalid ${what} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines}`, { issues })
 }
 
 function unknownKind(name: string, registry: ResourceRegistry): never {
-  throw new ControlError(ControlErrorCodes.UNKNOWN_KIND, 404, `unknown kind ${JSON.stringify(name.slice(0, 60))}; known: ${registry.kinds().map((k) => k.kind).join(', ')}, Instance`)
+  throw new ControlError(ControlErrorCodes.UNKNOWN_KIND, `unknown kind ${JSON.stringify(name.slice(0, 60))}; known: ${registry.kinds().map((k) => k.kind).join(', ')}, Instance`)
 }
 
 function methodNotAllowed(method: string, allowed: string[]): ControlError {
-  return new ControlError(ControlErrorCodes.METHOD_NOT_ALLOWED, 405, `${method.slice(0, 20)} is not allowed here; use ${allowed.join(', ')}`)
+  return new ControlError(ControlErrorCodes.METHOD_NOT_ALLOWED, `${method.slice(0, 20)} is not allowed here; use ${allowed.join(', ')}`)
 }
 
 function leaseNotFound(id: string): ControlError {
-  return new ControlError(ControlErrorCodes.LEASE_NOT_FOUND, 404, `no instance lease ${JSON.stringify(id.slice(0, 40))}: it expired or was deregistered; register again`)
+  return new ControlError(ControlErrorCodes.LEASE_NOT_FOUND, `no instance lease ${JSON.stringify(id.slice(0, 40))}: it expired or was deregistered; register again`)
 }
 
 function listOf<T>(items: T[], resourceVersion: number): ListResponse<T> {

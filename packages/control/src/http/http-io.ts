@@ -18,7 +18,7 @@ export function sendError(res: ServerResponse, err: ControlError): void {
 
 /** Reads a JSON body of at most `limit` bytes. Undefined for an empty body. */
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  const tooLarge = () => new ControlError(ControlErrorCodes.TOO_LARGE, 413, `the request body is over the ${limit}-byte limit; split the change into several resources`)
+  const tooLarge = () => new ControlError(ControlErrorCodes.TOO_LARGE, `the request body is over the ${limit}-byte limit; split the change into several resources`)
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) {
     req.resume()

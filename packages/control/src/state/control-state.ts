@@ -256,9 +256,9 @@ export class ControlState {
   }
 
   #assertWritable(): void {
-    if (this.#closed) throw new ControlError(ControlErrorCodes.STORE_FAILED, 503, 'the control endpoint is shutting down; retry against it once it is back')
+    if (this.#closed) throw new ControlError(ControlErrorCodes.STORE_FAILED, 'the control endpoint is shutting down; retry against it once it is back')
     if (this.#failed !== undefined) {
-      throw new ControlError(ControlErrorCodes.STORE_FAILED, 503, `the store could not write to disk (${String((this.#failed as Error)?.message ?? this.#failed)}) and takes no more writes; restart the control endpoint after fixing the disk`)
+      throw new ControlError(ControlErrorCodes.STORE_FAILED, `the store could not write to disk (${String((this.#failed as Error)?.message ?? this.#failed)}) and takes no more writes; restart the control endpoint after fixing the disk`)
     }
   }
 
@@ -283,7 +283,7 @@ export class ControlState {
       } catch (err) {
         this.#failed = err
         this.#log.error(`writing to the store in ${this.#store.dir} failed: ${(err as Error).message}. No more writes are taken; restart the control endpoint once the disk is fixed.`)
-        const e = new ControlError(ControlErrorCodes.STORE_FAILED, 503, `the store could not write to disk (${(err as Error).message}); the change may or may not have been saved`, { cause: err })
+        const e = new ControlError(ControlErrorCodes.STORE_FAILED, `the store could not write to disk (${(err as Error).message}); the change may or may not have been saved`, { cause: err })
         for (const p of [...batch, ...this.#queue]) p.reject(e)
         this.#queue = []
         break
@@ -349,7 +349,7 @@ function checkPrecondition(current: StoredObject | undefined, precondition: numb
   if (stored === precondition) return
   const now = current === undefined ? 'it does not exist' : `it is at resourceVersion ${stored}`
   const wanted = precondition === 0 ? 'it not to exist' : `resourceVersion ${precondition}`
-  throw new ControlError(ControlErrorCodes.CONFLICT, 409, `${what} was changed by someone else: the write expected ${wanted}, but ${now}. Fetch it again, reapply your change and retry.`)
+  throw new ControlError(ControlErrorCodes.CONFLICT, `${what} was changed by someone else: the write expected ${wanted}, but ${now}. Fetch it again, reapply your change and retry.`)
 }
 
 function withLease(inst: Instance, now: number, lastHeartbeat?: string, report?: Record<string, unknown>): Instance {

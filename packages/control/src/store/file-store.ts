@@ -121,13 +121,12 @@ async function lockDir(dir: string): Promise<void> {
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
       throw new ControlError(
         ControlErrorCodes.STORE_LOCKED,
-        500,
         `the data directory ${dir} is in use by another meshlet control endpoint (pid ${pid}); stop it first, or give this one another --data. If no such process is a meshlet endpoint, delete ${path}.`,
       )
     }
     await unlink(path).catch(() => {})
   }
-  throw new ControlError(ControlErrorCodes.STORE_LOCKED, 500, `could not lock the data directory ${dir} (${path} keeps reappearing: is another endpoint starting there?)`)
+  throw new ControlError(ControlErrorCodes.STORE_LOCKED, `could not lock the data directory ${dir} (${path} keeps reappearing: is another endpoint starting there?)`)
 }
 
 function isRunning(pid: number): boolean {
@@ -142,7 +141,6 @@ function isRunning(pid: number): boolean {
 function corrupt(file: string, offset: number, reason: string, advice: string): ControlError {
   return new ControlError(
     ControlErrorCodes.STORE_CORRUPT,
-    500,
     `the store file ${file} is corrupt at byte offset ${offset}: ${reason}. meshlet refuses to start rather than lose or invent state. ${advice}`,
   )
 }

@@ -2,27 +2,31 @@
  * The wire contract of the control endpoint's HTTP/JSON API, shared by the server
  * (`@meshlet/control`) and the control client in core.
  */
+import { ErrorCodes, type ErrorCode } from '../errors.js'
 import type { Instance } from './instance.js'
 import type { Resource } from './resource.js'
 
-/** Codes in `{ error: { code, message } }` bodies. */
+/**
+ * The codes the control endpoint answers with in `{ error: { code, message } }` bodies: a view of
+ * the one registry in errors.ts (same strings, same HTTP statuses), not a second family.
+ */
 export const ControlErrorCodes = {
-  BAD_REQUEST: 'MESHLET_ERR_BAD_REQUEST',
-  UNAUTHENTICATED: 'MESHLET_ERR_UNAUTHENTICATED',
-  FORBIDDEN: 'MESHLET_ERR_FORBIDDEN',
-  NOT_FOUND: 'MESHLET_ERR_NOT_FOUND',
-  UNKNOWN_KIND: 'MESHLET_ERR_UNKNOWN_KIND',
-  METHOD_NOT_ALLOWED: 'MESHLET_ERR_METHOD_NOT_ALLOWED',
-  CONFLICT: 'MESHLET_ERR_CONFLICT',
-  RESYNC: 'MESHLET_ERR_RESYNC',
-  TOO_LARGE: 'MESHLET_ERR_TOO_LARGE',
-  CONFIG_INVALID: 'MESHLET_ERR_CONFIG_INVALID',
-  LEASE_NOT_FOUND: 'MESHLET_ERR_LEASE_NOT_FOUND',
-  STORE_CORRUPT: 'MESHLET_ERR_STORE_CORRUPT',
-  STORE_FAILED: 'MESHLET_ERR_STORE_FAILED',
-  STORE_LOCKED: 'MESHLET_ERR_STORE_LOCKED',
-  INTERNAL: 'MESHLET_ERR_INTERNAL',
-} as const
+  BAD_REQUEST: ErrorCodes.BAD_REQUEST,
+  UNAUTHENTICATED: ErrorCodes.UNAUTHENTICATED,
+  FORBIDDEN: ErrorCodes.FORBIDDEN,
+  NOT_FOUND: ErrorCodes.NOT_FOUND,
+  UNKNOWN_KIND: ErrorCodes.UNKNOWN_KIND,
+  METHOD_NOT_ALLOWED: ErrorCodes.METHOD_NOT_ALLOWED,
+  CONFLICT: ErrorCodes.CONFLICT,
+  RESYNC: ErrorCodes.RESYNC,
+  TOO_LARGE: ErrorCodes.TOO_LARGE,
+  CONFIG_INVALID: ErrorCodes.CONFIG_INVALID,
+  LEASE_NOT_FOUND: ErrorCodes.LEASE_NOT_FOUND,
+  STORE_CORRUPT: ErrorCodes.STORE_CORRUPT,
+  STORE_FAILED: ErrorCodes.STORE_FAILED,
+  STORE_LOCKED: ErrorCodes.STORE_LOCKED,
+  INTERNAL: ErrorCodes.INTERNAL,
+} as const satisfies Record<string, ErrorCode>
 
 export type ControlErrorCode = (typeof ControlErrorCodes)[keyof typeof ControlErrorCodes]
 
