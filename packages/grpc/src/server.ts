@@ -5,7 +5,7 @@
  */
 import type { DrainableServer, Mesh } from '@meshlet/core'
 import { Server, type ServerCredentials, type ServerOptions } from '@grpc/grpc-js'
-import { inflightScopes, meshServerInterceptors } from './server-interceptors.js'
+import { meshServerInterceptors } from './server-interceptors.js'
 
 /** Grace after the latest in-flight deadline before the server is forced down. */
 const DEADLINE_GRACE_MS = 100
@@ -31,8 +31,7 @@ export function drainableServer(mesh: Mesh, server: Server): DrainableServer {
       }
       server.tryShutdown(done)
       // Every in-flight call has a deadline: nothing is worth waiting for past the latest one.
-      let latest = 0
-      for (const s of inflightScopes(mesh)) latest = Math.max(latest, s.deadline)
+      const latest = mesh.inbound.latestDeadline()
       if (latest > 0 && latest !== Infinity) {
         timer = setTimeout(() => {
           force()

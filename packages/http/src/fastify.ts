@@ -3,10 +3,10 @@
  * (`request.routeOptions.url`) for metrics, and drains through `fastify.close()`.
  */
 import fp from 'fastify-plugin'
-import type { FastifyPluginCallback } from 'fastify'
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { callScope, REJECTED_HEADER, withTraceContext, type Mesh } from '@meshlet/core'
-import { admitInbound } from './inbound.js'
+import { REJECTED_HEADER, type Mesh, type Refusal } from '@meshlet/core'
+import { HttpInboundCall, httpServerSide, serveInbound, type HttpServerSide } from './inbound.js'
 
 export interface MeshletFastifyOptions {
   mesh: Mesh
@@ -18,7 +18,39 @@ declare module 'fastify' {
   }
 }
 
+class FastifyCall extends HttpInboundCall {
+  readonly #request: FastifyRequest
+  readonly #reply: FastifyReply
+  readonly #next: HookHandlerDoneFunction
+
+  constructor(side: HttpServerSide, request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
+    super(side, request.raw, reply.raw)
+    this.#request = request
+    this.#reply = reply
+    this.#next = next
+  }
+
+  route(): string | undefined {
+    return this.#request.routeOptions.url
+  }
+
+  /** Written on the raw response: Fastify is told to keep out of it. */
+  override writeRefusal(refusal: Refusal): void {
+    this.#reply.hijack()
+    super.writeRefusal(refusal)
+  }
+
+  runApp(): void {
+    this.runInScope(FastifyCall.#continue)
+  }
+
+  static #continue(call: FastifyCall): void {
+    call.#next()
+  }
+}
+
 const plugin: FastifyPluginCallback<MeshletFastifyOptions> = (fastify, { mesh }, done) => {
+  const side = httpServerSide(mesh)
   fastify.decorateRequest('mesh', null)
   mesh.attachServer({
     close: (cb) => void fastify.close().then(() => cb?.(), cb),
@@ -33,14 +65,7 @@ const plugin: FastifyPluginCallback<MeshletFastifyOptions> = (fastify, { mesh },
   mesh.registerOnListen(fastify.server)
   fastify.addHook('onRequest', (request, reply, next) => {
     request.mesh = mesh
-    admitInbound(
-      mesh,
-      request.raw,
-      reply.raw,
-      () => request.routeOptions.url,
-      (inbound) => callScope.run(inbound.scope, () => withTraceContext(inbound.trace, next)),
-      () => reply.hijack(),
-    )
+    serveInbound(new FastifyCall(side, request, reply, next))
   })
   // fastify.close() called by the app (not through mesh.close()) still refuses new requests first.
   fastify.addHook('preClose', (next) => {

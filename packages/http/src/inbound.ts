@@ -1,106 +1,92 @@
 /**
- * The server stack shared by the node:http, Express and Fastify adapters: drain → deadline and
- * trace extraction → admission (when configured) → telemetry → app. Outbound calls made while the
- * app handles the request run in its call scope and inherit its deadline, trace context and
- * cancellation.
+ * The HTTP side of the core server stack, shared by the node:http, Express and Fastify adapters.
+ * An HttpInboundCall supplies what only HTTP knows: request headers, the refusal as a JSON
+ * response, the load report as a response header, the metric's method, route and status. The
+ * response's `close` event tells the stack the request ended. Each adapter adds only how to run its
+ * app and where its route template comes from.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { DEADLINE_HEADER, ErrorCodes, extractTraceContext, LOAD_HEADER, MeshletError, REJECTED_HEADER, type Admission, type AdmissionController, type CallScope, type InboundGate, type Mesh } from '@meshlet/core'
+import { InboundCall, LOAD_HEADER, REJECTED_HEADER, serverStack, type CallerInfo, type InboundGate, type Mesh, type Refusal, type ServerStack } from '@meshlet/core'
 
-/** The inbound request's scope; its cancellation signal is made only when an outbound call asks. */
-export class InboundScope implements CallScope {
-  readonly deadline: number
-  readonly #res: ServerResponse
-  #controller: AbortController | undefined
-
-  constructor(deadline: number, res: ServerResponse) {
-    this.deadline = deadline
-    this.#res = res
-  }
-
-  get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      const ac = (this.#controller = new AbortController())
-      const gone = () => {
-        if (!this.#res.writableFinished) ac.abort(new MeshletError(ErrorCodes.UPSTREAM, 'The inbound request was cancelled by its client; outbound calls made for it are cancelled too.'))
-      }
-      if (this.#res.closed) gone()
-      else this.#res.once('close', gone)
-    }
-    return this.#controller.signal
-  }
-}
+const CALL = Symbol('meshlet.inboundCall')
+type TrackedResponse = ServerResponse & { [CALL]?: HttpInboundCall }
 
 /** Writes a refusal as JSON; `rejected` marks it as not processed, so clients may retry elsewhere. */
-export function writeRefusal(res: ServerResponse, admission: Extract<Admission, { ok: false }>, closeConnection: boolean): void {
-  const body = JSON.stringify({ error: { code: admission.error.code, message: admission.error.message } })
+export function writeRefusal(res: ServerResponse, refusal: Refusal, closeConnection: boolean): void {
+  const body = JSON.stringify({ error: { code: refusal.error.code, message: refusal.error.message } })
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-  if (admission.rejected) headers[REJECTED_HEADER] = '1'
-  if (admission.retryAfter !== undefined) headers['retry-after'] = admission.retryAfter
+  if (refusal.rejected) headers[REJECTED_HEADER] = '1'
+  if (refusal.retryAfter !== undefined) headers['retry-after'] = refusal.retryAfter
   if (closeConnection) headers.connection = 'close'
-  res.writeHead(admission.status, headers).end(body)
+  res.writeHead(refusal.status, headers).end(body)
 }
 
-export interface InboundRequest {
-  readonly scope: InboundScope
-  readonly trace: ReturnType<typeof extractTraceContext>
+/** The mesh's server stack and gate, taken once per adapter. */
+export interface HttpServerSide {
+  readonly stack: ServerStack
+  readonly gate: InboundGate
 }
 
-/**
- * Admits one request and calls `run` with its scope, now or, when it waited in the admission queue,
- * later; or refuses it (503, 429, 504, 400 as JSON), calls `refused` and never `run`. Refused: when
- * draining, its deadline is malformed or past, or admission control says no. An admitted request is
- * counted in flight, gets the load header, and its server metric is recorded when the response
- * ends. `route()` is read at the end (frameworks match late).
- */
-export function admitInbound(mesh: Mesh, req: IncomingMessage, res: ServerResponse, route: () => string | undefined, run: (inbound: InboundRequest) => void, refused?: () => void): void {
-  const gate = mesh.inbound
-  const admission = gate.admit(req.headers[DEADLINE_HEADER])
-  if (!admission.ok) {
-    refused?.()
-    writeRefusal(res, admission, !gate.accepting)
-    return
+export function httpServerSide(mesh: Mesh): HttpServerSide {
+  return { stack: serverStack(mesh.inbound), gate: mesh.inbound }
+}
+
+export abstract class HttpInboundCall extends InboundCall {
+  readonly side: HttpServerSide
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+
+  constructor(side: HttpServerSide, req: IncomingMessage, res: ServerResponse) {
+    super()
+    this.side = side
+    this.req = req
+    this.res = res
   }
-  const control = gate.admission
-  if (control === undefined) return run(begin(gate, undefined, req, res, route, admission.deadline))
-  let gone = false
-  const entry = control.acquire(req.url ?? '/', control.wantsCaller ? { headers: req.headers, remoteAddress: req.socket.remoteAddress } : undefined, admission.deadline, {
-    start: (permit) => {
-      // The client left while the request waited: give the permit straight back.
-      if (gone) return permit ? control.release() : undefined
-      run(begin(gate, permit ? control : undefined, req, res, route, admission.deadline))
-    },
-    refuse: (refusal) => {
-      if (gone) return
-      refused?.()
-      writeRefusal(res, refusal, !gate.accepting)
-    },
-  })
-  if (entry !== undefined) {
-    res.once('close', () => {
-      gone = true
-      control.cancel(entry)
-    })
+
+  /** The route template for metrics (`/orders/:id`), read when the response ended (frameworks match late). */
+  abstract route(): string | undefined
+
+  header(name: string): string | string[] | undefined {
+    return this.req.headers[name]
+  }
+
+  headerNames(): string[] {
+    return Object.keys(this.req.headers)
+  }
+
+  get path(): string {
+    return this.req.url ?? '/'
+  }
+
+  caller(): CallerInfo {
+    return { headers: this.req.headers, remoteAddress: this.req.socket.remoteAddress }
+  }
+
+  /** A drain refusal also closes the connection, so the client reconnects to another instance. */
+  writeRefusal(refusal: Refusal): void {
+    writeRefusal(this.res, refusal, refusal.reason === 'draining')
+  }
+
+  writeLoad(report: string): void {
+    this.res.setHeader(LOAD_HEADER, report)
+  }
+
+  /** A response that never finished is no success: its status only if one was sent, and an error.type. */
+  recordDuration(seconds: number, complete: boolean): void {
+    const res = this.res
+    this.side.gate.recordDuration(this.req.method ?? 'GET', this.route(), res.headersSent ? res.statusCode : 0, seconds, complete ? undefined : 'connection_closed')
   }
 }
 
-/** Counts an admitted request in flight until its response ends; `permit`: the controller to release it to. */
-function begin(gate: InboundGate, permit: AdmissionController | undefined, req: IncomingMessage, res: ServerResponse, route: () => string | undefined, deadline: number): InboundRequest {
-  gate.enter()
-  const t0 = performance.now()
-  res.setHeader(LOAD_HEADER, gate.loadReport())
-  let done = false
-  // A response that never finished (the connection closed first) is not a success: it records the
-  // status only if one was sent, and an error.type.
-  const finish = (complete: boolean) => {
-    if (done) return
-    done = true
-    const ms = performance.now() - t0
-    gate.leave()
-    permit?.release(ms)
-    gate.recordDuration(req.method ?? 'GET', route(), res.headersSent ? res.statusCode : 0, ms / 1000, complete ? undefined : 'connection_closed')
-  }
-  res.once('finish', () => finish(true))
-  res.once('close', () => finish(false))
-  return { scope: new InboundScope(deadline, res), trace: extractTraceContext(req.headers) }
+/** Runs `call` through the server stack; the response's `close` ends it (complete when the response finished). */
+export function serveInbound(call: HttpInboundCall): void {
+  const res = call.res as TrackedResponse
+  res[CALL] = call
+  res.on('close', onResponseClose)
+  call.side.stack.accept(call)
+}
+
+function onResponseClose(this: TrackedResponse): void {
+  const call = this[CALL]
+  if (call !== undefined) call.side.stack.end(call, this.writableFinished)
 }

@@ -1,20 +1,28 @@
 /**
  * Server-side admission, in this order: priority paths pass untouched → shed when overloaded →
  * local rate limit (server bucket, then the caller's) → concurrency limit with its FIFO queue.
- * Transport-agnostic: adapters describe the request (path, caller, deadline) and get `start` or
- * `refuse` back through an AdmissionWaiter, at once or, from the queue, later.
+ * Transport-agnostic: `decide` answers at once (pass, permit, refusal, or wait), `enqueue` queues a
+ * request that must wait and answers it later through an AdmissionWaiter. The server stack's
+ * `admission` role drives it; `acquire` is both in one call.
  */
 import { ErrorCodes, MeshletError } from '../errors.js'
 import type { MeshMetrics } from '../telemetry/metrics.js'
-import type { Admission } from '../server/inbound-gate.js'
 import { resolveAdmission, type AdmissionOptions, type AdmissionSettings, type CallerInfo } from './admission-options.js'
 import { ConcurrencyLimiter, type QueueEntry, type QueueExit } from './concurrency-limiter.js'
 import { Gradient2Limit } from './gradient2-limit.js'
 import { LoadShedder } from './load-shedder.js'
+import type { Refusal } from './refusal.js'
 import { RejectionCounter } from './rejection-counter.js'
 import { CallerBuckets, TokenBucket, type Clock } from './token-bucket.js'
 
-export type Refusal = Extract<Admission, { ok: false }>
+export type { Refusal } from './refusal.js'
+
+/**
+ * `decide`'s answer: `pass` (runs, holds no permit: a priority path or no concurrency limit),
+ * `permit` (runs holding a permit: `release()` it once when it ends), `wait` (no free permit: call
+ * `enqueue`), or the refusal.
+ */
+export type AdmissionDecision = 'pass' | 'permit' | 'wait' | Refusal
 
 export interface AdmissionWaiter {
   /**
@@ -47,7 +55,8 @@ export class AdmissionController {
   readonly rejections: RejectionCounter
   readonly #service: string
   readonly #metrics: MeshMetrics
-  readonly #clock: Clock
+  /** The clock (ms, monotonic) of the rate limit and adaptive windows; run times given to `release` must come from it. */
+  readonly clock: Clock
   readonly #limiter: ConcurrencyLimiter | undefined
   readonly #adaptive: Gradient2Limit | undefined
   readonly #shedder: LoadShedder | undefined
@@ -59,7 +68,7 @@ export class AdmissionController {
     const st = (this.settings = resolveAdmission(options))
     this.#service = service
     this.#metrics = metrics
-    this.#clock = clock
+    this.clock = clock
     this.rejections = new RejectionCounter(metrics)
     if (st.concurrency !== undefined) this.#limiter = new ConcurrencyLimiter(st.concurrency.limit, st.concurrency.queue, st.concurrency.queueTimeout)
     if (st.adaptive !== undefined) this.#adaptive = new Gradient2Limit(st.adaptive)
@@ -87,28 +96,46 @@ export class AdmissionController {
   }
 
   /**
-   * Decides on one request. The waiter hears `start` or `refuse` exactly once; a returned entry
-   * means it waits in the queue: pass it to `cancel()` if the request goes away meanwhile.
+   * Decides on one request at once. The waiter hears `start` or `refuse` exactly once; a returned
+   * entry means it waits in the queue: pass it to `cancel()` if the request goes away meanwhile.
    */
   acquire(path: string, caller: CallerInfo | undefined, deadline: number, waiter: AdmissionWaiter): QueueEntry | undefined {
-    if (this.#isPriority(path)) return void waiter.start(false)
+    const d = this.decide(path, caller)
+    if (d === 'pass' || d === 'permit') return void waiter.start(d === 'permit')
+    if (d !== 'wait') return void waiter.refuse(d)
+    const entry = this.enqueue(deadline, waiter)
+    if ('ok' in entry) return void waiter.refuse(entry)
+    return entry
+  }
+
+  /** Decides what can be decided now; `caller` is read only when `wantsCaller`. Counts a refusal. */
+  decide(path: string, caller: CallerInfo | undefined): AdmissionDecision {
+    if (this.#isPriority(path)) return 'pass'
     if (this.#shedder !== undefined && this.settings.shedding !== undefined && this.#shedder.overloaded) {
-      return void waiter.refuse(this.#overloaded('overload', `"${this.#service}" is overloaded (event-loop delay ${Math.round(this.#shedder.delay)}ms, utilization ${this.#shedder.utilization.toFixed(2)}) and shed the request before processing it; retry on another instance.`))
+      return this.#overloaded('overload', `"${this.#service}" is overloaded (event-loop delay ${Math.round(this.#shedder.delay)}ms, utilization ${this.#shedder.utilization.toFixed(2)}) and shed the request before processing it; retry on another instance.`)
     }
     if (this.#bucket !== undefined) {
       const wait = this.#bucket.take()
-      if (wait > 0) return void waiter.refuse(this.#rateLimited('rate_limit', wait, `"${this.#service}" is over its rate limit of ${this.#bucket.rate}/s`))
+      if (wait > 0) return this.#rateLimited('rate_limit', wait, `"${this.#service}" is over its rate limit of ${this.#bucket.rate}/s`)
     }
     if (this.#callers !== undefined) {
       const key = this.settings.perCaller!.key(caller ?? { headers: {}, remoteAddress: undefined })
       if (key !== undefined) {
         const wait = this.#callers.take(key)
-        if (wait > 0) return void waiter.refuse(this.#rateLimited('rate_limit_caller', wait, `This caller is over its rate limit of ${this.settings.perCaller!.rps}/s at "${this.#service}"`))
+        if (wait > 0) return this.#rateLimited('rate_limit_caller', wait, `This caller is over its rate limit of ${this.settings.perCaller!.rps}/s at "${this.#service}"`)
       }
     }
     const limiter = this.#limiter
-    if (limiter === undefined) return void waiter.start(false)
-    if (limiter.tryAcquire()) return void waiter.start(true)
+    if (limiter === undefined) return 'pass'
+    return limiter.tryAcquire() ? 'permit' : 'wait'
+  }
+
+  /**
+   * Queues a request `decide` told to wait. Returns its queue entry (the waiter hears `start(true)`
+   * or `refuse` later, never synchronously), or the refusal when the queue is full.
+   */
+  enqueue(deadline: number, waiter: AdmissionWaiter): QueueEntry | Refusal {
+    const limiter = this.#limiter!
     const entry = limiter.enqueue(deadline, {
       grant: (waited) => {
         this.#recordWait(waited, 'granted')
@@ -119,12 +146,10 @@ export class AdmissionController {
         waiter.refuse(this.#fromQueue(why, waited))
       },
     })
-    if (entry === undefined) {
-      this.#adaptive?.onDrop()
-      const msg = `"${this.#service}" is at its concurrency limit (${limiter.limit} running, ${limiter.queued} waiting, queue of ${limiter.queueLimit}) and refused the request before processing it; retry on another instance.`
-      return void waiter.refuse(this.#overloaded('concurrency', msg))
-    }
-    return entry
+    if (entry !== undefined) return entry
+    this.#adaptive?.onDrop()
+    const msg = `"${this.#service}" is at its concurrency limit (${limiter.limit} running, ${limiter.queued} waiting, queue of ${limiter.queueLimit}) and refused the request before processing it; retry on another instance.`
+    return this.#overloaded('concurrency', msg)
   }
 
   /** A queued request's client went away: it leaves the queue (not counted as a rejection). */
@@ -137,7 +162,7 @@ export class AdmissionController {
     const limiter = this.#limiter
     if (limiter === undefined) return
     const adaptive = this.#adaptive
-    if (adaptive !== undefined && runMs !== undefined && adaptive.sample(this.#clock(), runMs, limiter.inflight, this.#shedder?.delay ?? 0)) limiter.setLimit(adaptive.limit)
+    if (adaptive !== undefined && runMs !== undefined && adaptive.sample(this.clock(), runMs, limiter.inflight, this.#shedder?.delay ?? 0)) limiter.setLimit(adaptive.limit)
     limiter.release()
   }
 

@@ -1,14 +1,17 @@
 /**
- * The transport-agnostic part of the server stack: drain state, the inbound deadline, admission
- * control (when configured), the load report and server metrics. HTTP and gRPC adapters call it;
- * it never touches a socket.
+ * The server side's shared state, one per mesh (`mesh.inbound`): whether it is ready and accepting
+ * (the mesh's shutdown moves it), the calls in flight (drain waits for them), the load report, the
+ * admission controller and the refusal counts. The server stack's roles read and move it
+ * (`serverStack(gate)`); it never touches a socket and knows no transport.
  */
 import { performance } from 'node:perf_hooks'
 import type { AdmissionController, AdmissionSnapshot } from '../admission/admission-controller.js'
+import type { Refusal } from '../admission/refusal.js'
 import { RejectionCounter } from '../admission/rejection-counter.js'
-import { parseDeadlineHeader } from '../deadline/call-scope.js'
-import { ErrorCodes, MeshletError } from '../errors.js'
+import type { CallScope } from '../deadline/call-scope.js'
 import type { MeshMetrics } from '../telemetry/metrics.js'
+import { inboundDeadline } from './deadline-role.js'
+import { drainingRefusal } from './drain-role.js'
 
 /**
  * Response header carrying the server's load: `<load 0..1>; inflight=<n>`, and `; queue=<n>` with
@@ -20,13 +23,13 @@ export const LOAD_HEADER = 'meshlet-load'
 export const REJECTED_HEADER = 'meshlet-rejected'
 const ELU_SAMPLE_MS = 250
 
-/** `reason` labels the refusal in metrics; `retryAfter` (seconds) goes out as Retry-After. */
-export type Admission =
-  | { readonly ok: true; readonly deadline: number }
-  | { readonly ok: false; readonly status: number; readonly error: MeshletError; readonly rejected: boolean; readonly reason?: string; readonly retryAfter?: number }
+/** `gate.admit`'s answer: the deadline, or the refusal. */
+export type Admission = { readonly ok: true; readonly deadline: number } | Refusal
 
 export class InboundGate {
   #inflight = 0
+  /** The scopes in flight, for `latestDeadline()`; calls counted without a scope are only in `#inflight`. */
+  readonly #scopes = new Set<CallScope>()
   #ready = true
   #accepting = true
   #idle: (() => void) | undefined
@@ -35,8 +38,9 @@ export class InboundGate {
   #utilization = 0
   #sampler: NodeJS.Timeout | undefined
   readonly #metrics: MeshMetrics
-  readonly #service: string
-  readonly #rejections: RejectionCounter
+  readonly service: string
+  /** Refusals by reason, shared with the admission controller: `meshlet.admission.rejected` and inspect(). */
+  readonly rejections: RejectionCounter
   /** Admission control (concurrency, queue, rate limit, shedding); undefined when not configured. */
   readonly admission: AdmissionController | undefined
   #loadInflight = -1
@@ -45,10 +49,10 @@ export class InboundGate {
   #loadUtilization = -1
 
   constructor(service: string, metrics: MeshMetrics, admission?: AdmissionController) {
-    this.#service = service
+    this.service = service
     this.#metrics = metrics
     this.admission = admission
-    this.#rejections = admission?.rejections ?? new RejectionCounter(metrics)
+    this.rejections = admission?.rejections ?? new RejectionCounter(metrics)
   }
 
   /** False once draining began: readiness probes should fail and registries deregister. */
@@ -69,24 +73,33 @@ export class InboundGate {
     return this.#utilization
   }
 
-  /** Decides whether a request may run. Call `enter()` after an ok admission and `leave()` when it ends. */
+  /**
+   * The drain and deadline decisions alone, for callers outside the server stack (which runs the
+   * same code as its `drain` and `deadline` roles). Counts a refusal.
+   */
   admit(deadlineHeader: string | string[] | undefined): Admission {
-    if (!this.#accepting) return this.#refuse(503, new MeshletError(ErrorCodes.DRAINING, `Service "${this.#service}" is shutting down and takes no new requests; retry on another instance.`, { rejected: true, retryable: true }), true, 'draining')
-    const now = Date.now()
-    const deadline = parseDeadlineHeader(deadlineHeader, now)
-    if (typeof deadline !== 'number') return this.#refuse(400, deadline, false, 'bad_header')
-    if (deadline <= now) {
-      return this.#refuse(504, new MeshletError(ErrorCodes.DEADLINE, `The caller's deadline passed ${now - deadline}ms before "${this.#service}" received the request; it was not processed.`), false, 'deadline')
-    }
-    return { ok: true, deadline }
+    const d = this.#accepting ? inboundDeadline(deadlineHeader, Infinity, Date.now(), this.service) : drainingRefusal(this.service)
+    if (typeof d === 'number') return { ok: true, deadline: d }
+    this.rejections.count(d.reason!)
+    return d
   }
 
-  enter(): void {
+  /** Counts a call in flight until `leave()`; with its scope, its deadline counts for `latestDeadline()`. */
+  enter(scope?: CallScope): void {
+    if (scope !== undefined) this.#scopes.add(scope)
     if (this.#inflight++ === 0 && this.#sampler === undefined) this.#startSampling()
   }
 
-  leave(): void {
+  leave(scope?: CallScope): void {
+    if (scope !== undefined) this.#scopes.delete(scope)
     if (--this.#inflight === 0 && this.#idle !== undefined) this.#idle()
+  }
+
+  /** The latest deadline of the calls in flight (ms since the epoch): Infinity if one has none, 0 when none runs. */
+  latestDeadline(): number {
+    let latest = 0
+    for (const s of this.#scopes) if (s.deadline > latest) latest = s.deadline
+    return latest
   }
 
   /**
@@ -112,7 +125,7 @@ export class InboundGate {
   /** Admission state and refusals by reason, for inspect(). */
   admissionSnapshot(): AdmissionSnapshot {
     if (this.admission !== undefined) return this.admission.snapshot()
-    return { enabled: false, limit: null, adaptive: false, inflight: 0, queued: 0, queueLimit: 0, overloaded: false, eventLoopDelayMs: 0, rejected: this.#rejections.snapshot() }
+    return { enabled: false, limit: null, adaptive: false, inflight: 0, queued: 0, queueLimit: 0, overloaded: false, eventLoopDelayMs: 0, rejected: this.rejections.snapshot() }
   }
 
   /**
@@ -162,11 +175,6 @@ export class InboundGate {
     clearInterval(this.#sampler)
     this.#sampler = undefined
     this.admission?.close()
-  }
-
-  #refuse(status: number, error: MeshletError, rejected: boolean, reason: string): Admission {
-    this.#rejections.count(reason)
-    return { ok: false, status, error, rejected, reason }
   }
 
   #startSampling(): void {
