@@ -106,6 +106,10 @@ export const meshOptionsSchema = s.object(
     snapshotMaxAge: s.duration({ min: 1000, max: 30 * 24 * 3_600_000, description: 'Oldest disk snapshot used at start. Default 24h.' }),
     heartbeatInterval: s.duration({ min: 50, description: 'Lease renewal interval; default a third of the lease.' }),
     leaseTtl: s.duration({ min: 100, max: 3_600_000, description: 'Instance lease time. Default 15s.' }),
+    destinationIdleTimeout: s.either(
+      { when: (v) => v === false, schema: s.literal(false) },
+      s.duration({ min: 1000, max: 7 * 24 * 3_600_000, description: 'A destination created for a service of the control endpoint and unused this long is closed and dropped (made again on next use). Default false: kept.' }),
+    ),
     admission: admissionSchema,
   },
   { required: ['service'] },
