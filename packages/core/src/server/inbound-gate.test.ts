@@ -132,6 +132,28 @@ describe('InboundGate in-flight tracking and waitIdle', () => {
   })
 })
 
+describe('InboundGate.latestDeadline', () => {
+  it('is the latest deadline of the scopes in flight: 0 with none, Infinity once one has none', () => {
+    expect(gate.latestDeadline()).toBe(0)
+    const a = { deadline: NOW + 100, signal: undefined }
+    const b = { deadline: NOW + 900, signal: undefined }
+    const open = { deadline: Infinity, signal: undefined }
+    gate.enter(a)
+    gate.enter(b)
+    gate.enter()
+    expect(gate.latestDeadline()).toBe(NOW + 900)
+    gate.leave(b)
+    expect(gate.latestDeadline()).toBe(NOW + 100)
+    gate.enter(open)
+    expect(gate.latestDeadline()).toBe(Infinity)
+    gate.leave(open)
+    gate.leave(a)
+    gate.leave()
+    expect(gate.latestDeadline()).toBe(0)
+    expect(gate.inflight).toBe(0)
+  })
+})
+
 describe('InboundGate load report', () => {
   it('reports utilization and in-flight count, refreshed by a sampler while serving', async () => {
     expect(gate.loadReport()).toBe('0.00; inflight=0')
