@@ -131,6 +131,11 @@ describe('validateMeshOptions: each invalid option names its field, its value an
     ['shutdownSignals', (o) => void (o.shutdownSignals = 'SIGTERM'), ['expected a list', '"SIGTERM"']],
     ['dnsRefresh', (o) => void (o.dnsRefresh = '10ms'), ['"10ms"', 'too short', 'minimum is 100ms']],
     ['dnsRefresh', (o) => void (o.dnsRefresh = '2d'), ['"2d"', 'not a duration']],
+    ['destinationIdleTimeout', (o) => void (o.destinationIdleTimeout = 'soon'), ['"soon"', 'not a duration']],
+    ['destinationIdleTimeout', (o) => void (o.destinationIdleTimeout = -1), ['-1', 'not a duration']],
+    ['destinationIdleTimeout', (o) => void (o.destinationIdleTimeout = 500), ['number 500', 'too short', 'minimum is 1s']],
+    ['destinationIdleTimeout', (o) => void (o.destinationIdleTimeout = 8 * 24 * 3_600_000), ['too long', 'maximum is']],
+    ['destinationIdleTimeout', (o) => void (o.destinationIdleTimeout = true), ['boolean true']],
   ]
 
   it.each(cases)('%s (case %#)', (path, mutate, fragments) => {
@@ -143,6 +148,12 @@ describe('validateMeshOptions: each invalid option names its field, its value an
     for (const f of fragments) expect(message).toContain(f)
     // The thrown message lists the field with its problem.
     expect(error.message).toContain(`  - ${path}: ${message}`)
+  })
+
+  it('takes destinationIdleTimeout as a duration or false', () => {
+    expect(validateMeshOptions({ service: 'web', destinationIdleTimeout: '10m' }).destinationIdleTimeout).toBe(600_000)
+    expect(validateMeshOptions({ service: 'web', destinationIdleTimeout: false }).destinationIdleTimeout).toBe(false)
+    expect(validateMeshOptions({ service: 'web' }).destinationIdleTimeout).toBeUndefined()
   })
 
   it('reports every problem at once, not just the first', () => {
