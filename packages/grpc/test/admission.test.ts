@@ -1,5 +1,5 @@
 /** Admission control on a meshlet gRPC server: concurrency limit and queue, rate limit, and retries elsewhere. */
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import * as grpc from '@grpc/grpc-js'
 import { createMesh, REJECTED_HEADER, type Mesh } from '@meshlet/core'
 import { meshClientOptions, meshTarget, register } from '../src/index.js'
@@ -52,6 +52,35 @@ describe('admission', () => {
     const replies = await Promise.all(Array.from({ length: 20 }, () => unary(client, { text: 'x' }, {}, undefined, 'Put')))
     expect(replies).toHaveLength(20)
     expect(aMesh.inspect().inbound.admission.rejected.concurrency ?? 0).toBeGreaterThan(0)
+  })
+
+  it("feeds the adaptive limit a queued call's run time, not its wait in the queue too", async () => {
+    const mesh = await createMesh({ service: 'echo', shutdownSignals: false, admission: { concurrency: { limit: 1, queue: 4, queueTimeout: '30s' }, adaptive: { minLimit: 1, maxLimit: 1 } } })
+    let firstStarted!: () => void
+    const started = new Promise<void>((r) => (firstStarted = r))
+    let releaseFirst!: () => void
+    const held = new Promise<void>((r) => (releaseFirst = r))
+    const b = await startBackend('a', { mesh, handler: async (req) => (req.text === 'first' && (firstStarted(), await held), { from: 'a' }) })
+    cleanup.push(() => mesh.close(), () => b.server.forceShutdown())
+    const release = vi.spyOn(mesh.inbound.admission!, 'release')
+    const client = rawClient(b.port)
+    const first = unary(client, { text: 'first' })
+    await started
+    const second = unary(client, { text: 'second' })
+    for (let i = 0; i < 1000 && mesh.inspect().inbound.admission.queued === 0; i++) await new Promise((r) => setImmediate(r))
+    expect(mesh.inspect().inbound.admission.queued).toBe(1)
+    // Ten seconds pass by the monotonic clock while the second call waits for the first.
+    const realNow = performance.now.bind(performance)
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + 10_000)
+    try {
+      releaseFirst()
+      await Promise.all([first, second])
+    } finally {
+      clock.mockRestore()
+    }
+    const [firstMs, secondMs] = release.mock.calls.map(([ms]) => ms!)
+    expect(firstMs).toBeGreaterThanOrEqual(10_000)
+    expect(secondMs).toBeLessThan(1000)
   })
 
   it('answers a rate-limited call UNAVAILABLE with the not-processed marker and grpc-retry-pushback-ms', async () => {
