@@ -68,13 +68,18 @@ export class ControlSync {
   readonly #published = new Map<string, string>()
   readonly #publishedPolicy = new Map<string, string>()
   readonly #publishedRoutes = new Map<string, string>()
+  readonly #now: () => number
+  readonly #random: () => number
 
-  constructor(client: ControlClient, namespace: string, handlers: ControlSyncHandlers, options: { snapshotFile?: string | undefined; snapshotMaxAge: number }) {
+  /** `now` dates snapshots and judges their age; `random` jitters the reconnect backoff (tests pass their own). */
+  constructor(client: ControlClient, namespace: string, handlers: ControlSyncHandlers, options: { snapshotFile?: string | undefined; snapshotMaxAge: number; now?: () => number; random?: () => number }) {
     this.#client = client
     this.#namespace = namespace
     this.#handlers = handlers
     this.#snapshotFile = options.snapshotFile
     this.#snapshotMaxAge = options.snapshotMaxAge
+    this.#now = options.now ?? Date.now
+    this.#random = options.random ?? Math.random
   }
 
   /** Services with instances or a policy, as far as the control endpoint has told. */
@@ -149,7 +154,7 @@ export class ControlSync {
         this.#lastError = 'the watch ended (the endpoint restarted or closed it)'
       } catch (err) {
         if (this.#closed) return
-        if (err instanceof ControlRequestError && err.code === 'MESHLET_ERR_RESYNC') {
+        if (err instanceof ControlRequestError && err.code === ErrorCodes.RESYNC) {
           this.#rv = undefined // relist: the next watch starts from the full state
           this.#resyncs++
           backoff = BACKOFF_MIN
@@ -164,7 +169,7 @@ export class ControlSync {
       }
       this.#connected = false
       if (this.#closed) return
-      await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random())).unref())
+      await new Promise((r) => setTimeout(r, backoff * (0.5 + this.#random())).unref())
       backoff = Math.min(backoff * 2, BACKOFF_MAX)
     }
   }
@@ -274,7 +279,7 @@ export class ControlSync {
     const file = this.#snapshotFile!
     const snapshot: Snapshot = {
       format: 1,
-      savedAt: new Date().toISOString(),
+      savedAt: new Date(this.#now()).toISOString(),
       controlUrl: this.#client.url,
       resourceVersion: this.#rv ?? 0,
       instances: [...this.#instances.values()],
@@ -301,7 +306,7 @@ export class ControlSync {
       if ((err as { code?: string }).code !== 'ENOENT') this.#lastError = `snapshot ${file} is unreadable (${(err as Error).message}); starting without it`
       return false
     }
-    const age = Date.now() - Date.parse(snapshot.savedAt)
+    const age = this.#now() - Date.parse(snapshot.savedAt)
     if (snapshot.format !== 1 || !Array.isArray(snapshot.instances) || !Array.isArray(snapshot.policies) || !(age >= 0)) {
       this.#lastError = `snapshot ${file} is not a meshlet snapshot; starting without it`
       return false

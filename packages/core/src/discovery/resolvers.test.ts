@@ -34,7 +34,10 @@ function follow(resolver: Resolver) {
     /** The endpoint set after every batch so far. */
     urls: () => {
       const set = new Set<string>()
-      for (const b of batches) for (const c of b) c.type === 'insert' ? set.add(c.endpoint.url) : set.delete(c.url)
+      for (const b of batches) for (const c of b) {
+        if (c.type === 'insert') set.add(c.endpoint.url)
+        else set.delete(c.url)
+      }
       return [...set].sort()
     },
   }
