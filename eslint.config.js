@@ -1,5 +1,6 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
+import noImportCycle from './eslint-rules/no-import-cycle.js'
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'bench/results.json'] },
@@ -14,5 +15,7 @@ export default tseslint.config(
       eqeqeq: ['error', 'smart'],
     },
   },
+  // No import cycles, type-only ones included (see eslint-rules/no-import-cycle.js for why not import-x's no-cycle).
+  { plugins: { meshlet: { rules: { 'no-import-cycle': noImportCycle } } }, rules: { 'meshlet/no-import-cycle': 'error' } },
   { files: ['examples/**', 'bench/**', '**/test/fixtures/**', 'packages/control/src/cli/**'], rules: { 'no-console': 'off' } },
 )
