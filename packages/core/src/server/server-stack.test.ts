@@ -136,13 +136,19 @@ describe('a call through the stack', () => {
 })
 
 describe('a call through the stack with admission', () => {
-  it('queues a call over the limit and runs it when the permit frees, in its scope', async () => {
-    const gate = gateWith({ concurrency: { limit: 1, queue: 1 } })
+  /** A limit of one: the first call runs, the second waits in the queue. */
+  function oneRunningOneWaiting(queue = 1) {
+    const gate = gateWith({ concurrency: { limit: 1, queue } })
     const stack = serverStack(gate)
     const first = new FakeCall()
     const second = new FakeCall()
     stack.accept(first)
     stack.accept(second)
+    return { gate, stack, first, second }
+  }
+
+  it('queues a call over the limit and runs it when the permit frees, in its scope', async () => {
+    const { gate, stack, first, second } = oneRunningOneWaiting()
     expect(second.appRuns).toEqual([])
     expect(gate.admissionSnapshot()).toMatchObject({ inflight: 1, queued: 1 })
     expect(gate.inflight).toBe(1)
@@ -155,12 +161,7 @@ describe('a call through the stack with admission', () => {
   })
 
   it('gives up the queue place of a call whose client left while it waited; it never runs', () => {
-    const gate = gateWith({ concurrency: { limit: 1, queue: 1 } })
-    const stack = serverStack(gate)
-    const first = new FakeCall()
-    const gone = new FakeCall()
-    stack.accept(first)
-    stack.accept(gone)
+    const { gate, stack, first, second: gone } = oneRunningOneWaiting()
     stack.end(gone, false)
     expect(gate.admissionSnapshot().queued).toBe(0)
     // The freed place takes the next call, and the permit goes to it, not to the one that left.
@@ -174,12 +175,7 @@ describe('a call through the stack with admission', () => {
   })
 
   it('refuses waiting calls 503 DRAINING when the gate stops accepting', () => {
-    const gate = gateWith({ concurrency: { limit: 1, queue: 2 } })
-    const stack = serverStack(gate)
-    const running = new FakeCall()
-    const waiting = new FakeCall()
-    stack.accept(running)
-    stack.accept(waiting)
+    const { gate, first: running, second: waiting } = oneRunningOneWaiting(2)
     gate.stopAccepting()
     expect(waiting.refusals[0]).toMatchObject({ status: 503, rejected: true, reason: 'draining' })
     expect(waiting.appRuns).toEqual([])
@@ -187,11 +183,7 @@ describe('a call through the stack with admission', () => {
   })
 
   it('refuses beyond the queue with 503 OVERLOADED, rejected', () => {
-    const gate = gateWith({ concurrency: { limit: 1, queue: 0 } })
-    const stack = serverStack(gate)
-    stack.accept(new FakeCall())
-    const refused = new FakeCall()
-    stack.accept(refused)
+    const { second: refused } = oneRunningOneWaiting(0)
     expect(refused.refusals[0]).toMatchObject({ status: 503, rejected: true, reason: 'concurrency', error: { code: ErrorCodes.OVERLOADED } })
   })
 })
