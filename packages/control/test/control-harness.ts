@@ -5,7 +5,7 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { WatchEvent } from '@meshlet/core'
+import { ControlClient, type WatchEvent } from '@meshlet/core'
 import { silentLogger, startControl, type ControlOptions, type ControlServer } from '../src/index.js'
 
 export const ADMIN = 'admin-token-for-tests'
@@ -37,6 +37,21 @@ export async function removeTempDirs(): Promise<void> {
 
 export async function startTestControl(options: Partial<ControlOptions> = {}): Promise<ControlServer> {
   return startControl({ port: 0, dataDir: options.dataDir ?? (await tempDir()), adminToken: ADMIN, joinToken: JOIN, log: silentLogger, ...options })
+}
+
+/**
+ * Stops `control` and, while it is down, lands five ServicePolicy changes for `service` (timeouts
+ * 1s … 5s) through another endpoint on the same data directory; then starts it again on its port
+ * keeping only `historySize` changes. A client that followed it is now behind the history kept.
+ */
+export async function restartBehindHistory(control: ControlServer, dataDir: string, service: string, historySize = 2): Promise<ControlServer> {
+  const port = control.port
+  await control.close()
+  const other = await startTestControl({ dataDir, port: 0 })
+  const admin = new ControlClient({ url: other.url, token: ADMIN })
+  for (const t of ['1s', '2s', '3s', '4s', '5s']) await admin.put(policy(service, { timeout: t }) as never)
+  await other.close()
+  return startTestControl({ dataDir, port, historySize })
 }
 
 export interface RawResponse {

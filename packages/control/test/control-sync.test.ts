@@ -11,7 +11,7 @@ import { ErrorCodes, isMeshletError, type EndpointAddress } from '@meshlet/core'
 import { ControlClient } from '../../core/src/control/control-client.js'
 import { ControlSync, snapshotFileFor } from '../../core/src/control/control-sync.js'
 import { InstanceLease } from '../../core/src/control/instance-lease.js'
-import { ADMIN, JOIN, policy, removeTempDirs, startTestControl, tempDir } from './control-harness.js'
+import { ADMIN, JOIN, policy, removeTempDirs, restartBehindHistory, startTestControl, tempDir } from './control-harness.js'
 
 const closers: (() => unknown)[] = []
 afterEach(async () => {
@@ -116,16 +116,21 @@ describe('ControlSync', () => {
     expect(s.knows('payments')).toBe(false)
   })
 
-  it('reconnects after the endpoint restarts, resuming from its resourceVersion, and catches up', async () => {
+  /** A sync following an endpoint (data directory `dataDir`) that knows one payments instance. */
+  async function followed() {
     const dataDir = await tempDir()
-    let control = await startTestControl({ dataDir })
-    const port = control.port
+    const control = await startTestControl({ dataDir })
     await register(control.url, 'payments', 4001)
-    // random 0: the shortest backoff, so the test waits for the reconnect, not the jitter.
-    const { s, calls, until } = sync(control.url, { random: () => 0 })
-    await s.start()
-    await control.close()
-    control = await startTestControl({ dataDir, port })
+    // random 0: the shortest backoff, so a test waits for the reconnect, not the jitter.
+    const followed = sync(control.url, { random: () => 0 })
+    await followed.s.start()
+    return { ...followed, control, dataDir }
+  }
+
+  it('reconnects after the endpoint restarts, resuming from its resourceVersion, and catches up', async () => {
+    const { s, calls, until, control: first, dataDir } = await followed()
+    await first.close()
+    const control = await startTestControl({ dataDir, port: first.port })
     closers.push(() => control.close())
     await register(control.url, 'payments', 4002)
     await until(() => urlsOf(calls, 'payments')?.length === 2)
@@ -133,18 +138,8 @@ describe('ControlSync', () => {
   })
 
   it('relists from the full state after a 410 when the endpoint kept too little history', async () => {
-    const dataDir = await tempDir()
-    let control = await startTestControl({ dataDir })
-    const port = control.port
-    await register(control.url, 'payments', 4001)
-    const { s, calls, until } = sync(control.url, { random: () => 0 })
-    await s.start()
-    await control.close()
-    const other = await startTestControl({ dataDir, port: 0 })
-    const admin = new ControlClient({ url: other.url, token: ADMIN })
-    for (const t of ['1s', '2s', '3s', '4s', '5s']) await admin.put(policy('payments', { timeout: t }) as never)
-    await other.close()
-    control = await startTestControl({ dataDir, port, historySize: 2 })
+    const { s, calls, until, control: first, dataDir } = await followed()
+    const control = await restartBehindHistory(first, dataDir, 'payments')
     closers.push(() => control.close())
     await until(() => calls.some((c) => c.kind === 'policy' && c.specs[0]?.timeout === 5000))
     expect(s.status()).toMatchObject({ connected: true, resyncs: 1 })

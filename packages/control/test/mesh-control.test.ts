@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ControlClient, createMesh, type Mesh, type MeshOptions } from '@meshlet/core'
 import { createMeshServer, meshAgent, type MeshAgent } from '@meshlet/http'
-import { ADMIN, JOIN, policy, removeTempDirs, runCli, startTestControl, tempDir } from './control-harness.js'
+import { ADMIN, JOIN, policy, removeTempDirs, restartBehindHistory, runCli, startTestControl, tempDir } from './control-harness.js'
 
 const closers: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -155,21 +155,13 @@ describe('mesh with a control endpoint', () => {
 
   it('resyncs from the full state when its resourceVersion is older than the history the endpoint kept', async () => {
     const dataDir = await tempDir()
-    let control = await startTestControl({ dataDir })
-    const port = control.port
-    await payments(control.url, 'a')
-    const web = await mesh({ service: 'web', control: control.url, token: JOIN })
+    const first = await startTestControl({ dataDir })
+    await payments(first.url, 'a')
+    const web = await mesh({ service: 'web', control: first.url, token: JOIN })
     expect(web.destination('payments')).toBeDefined()
     const rvBefore = web.inspect().control!.resourceVersion!
-    await control.close()
-    await vi.waitFor(() => expect(web.inspect().control?.connected).toBe(false), { timeout: 5000 })
-
     // Meanwhile (another replica, say) five changes land; the restarted endpoint keeps only two.
-    const other = await startTestControl({ dataDir, port: 0 })
-    const admin = new ControlClient({ url: other.url, token: ADMIN })
-    for (const t of ['1s', '2s', '3s', '4s', '5s']) await admin.put(policy('payments', { timeout: t }) as never)
-    await other.close()
-    control = await startTestControl({ dataDir, port, historySize: 2 })
+    const control = await restartBehindHistory(first, dataDir, 'payments')
     closers.push(() => control.close())
 
     await vi.waitFor(() => expect(web.inspect().destinations.payments!.policy.timeout).toBe(5000), { timeout: 10_000 })
