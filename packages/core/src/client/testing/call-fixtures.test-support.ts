@@ -5,10 +5,13 @@
  */
 import { Balancer } from '../../balance/balancer.js'
 import { DEFAULT_POLICY, type BalancerPolicy, type BreakerPolicy, type RetryPolicy, type ServicePolicy } from '../../config/mesh-options.js'
-import type { EndpointAddress } from '../../discovery/resolver.js'
+import { Destination } from '../../destination.js'
+import type { EndpointAddress, Resolver } from '../../discovery/resolver.js'
+import { StaticResolver } from '../../discovery/resolver-static.js'
 import { compose } from '../../stack/service.js'
 import { MeshMetrics } from '../../telemetry/metrics.js'
 import { newCallContext, type CallContext, type Filter, type Service, type StackEnv } from '../call-context.js'
+import { ClientStack } from '../client-stack.js'
 import type { FakeCall, FakeResponse } from './fake-protocol.test-support.js'
 
 export const SERVICE = 'payments'
@@ -51,4 +54,19 @@ export function stackOf(filters: readonly (Filter<FakeCall, FakeResponse> | unde
 /** Lets pending promise callbacks run (no timers involved). */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve()
+}
+
+export interface TestDestinationOptions {
+  policy?: ServicePolicy
+  endpoints?: readonly EndpointAddress[]
+  resolver?: Resolver
+  clientStack?: ClientStack
+  env?: StackEnv
+  metrics?: MeshMetrics
+}
+
+/** A real Destination over a StaticResolver (two endpoints by default); close it in afterEach. */
+export function testDestination(opts: TestDestinationOptions = {}): Destination {
+  const resolver = opts.resolver ?? new StaticResolver(opts.endpoints ?? [address(9001), address(9002)])
+  return new Destination(SERVICE, opts.policy ?? policy(), resolver, undefined, opts.metrics ?? new MeshMetrics(), opts.clientStack ?? new ClientStack(), opts.env)
 }
