@@ -13,7 +13,7 @@ describe('jsonSchema() of meshOptionsSchema', () => {
     expect(schema.type).toBe('object')
     expect(schema.additionalProperties).toBe(false)
     expect(schema.required).toEqual(['service'])
-    expect(Object.keys(props)).toEqual(['service', 'namespace', 'revision', 'zone', 'services', 'defaults', 'drain', 'shutdownSignals', 'dnsRefresh', 'control', 'token', 'cacheDir', 'snapshotMaxAge', 'heartbeatInterval', 'leaseTtl', 'admission'])
+    expect(Object.keys(props)).toEqual(['service', 'namespace', 'revision', 'zone', 'services', 'defaults', 'drain', 'shutdownSignals', 'dnsRefresh', 'control', 'token', 'cacheDir', 'snapshotMaxAge', 'heartbeatInterval', 'leaseTtl', 'destinationIdleTimeout', 'admission'])
   })
 
   it('survives a JSON round trip unchanged (no RegExp, Infinity or functions)', () => {
