@@ -3,7 +3,7 @@ import * as api from '@opentelemetry/api'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newCallContext } from '../client/call-context.js'
 import { stackOf } from '../client/testing/call-fixtures.test-support.js'
-import { fakeCall, fakeProtocol, response } from '../client/testing/fake-protocol.test-support.js'
+import { fakeCall, fakeProtocol, response, type FakeCall, type FakeResponse } from '../client/testing/fake-protocol.test-support.js'
 import { traceFilter } from './trace-filter.js'
 
 // core has no @opentelemetry/core or context-async-hooks: a W3C traceparent propagator and an
@@ -44,7 +44,7 @@ const span = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b71692
 describe('traceFilter', () => {
   it('writes the active trace context through protocol.setHeader before calling next', async () => {
     const { protocol, handle, log } = fakeProtocol()
-    const filter = traceFilter(protocol)
+    const filter = traceFilter<FakeCall, FakeResponse>(protocol)
     expect(filter).toBeDefined()
     const req = fakeCall()
     const out = api.context.with(api.trace.setSpanContext(api.ROOT_CONTEXT, span), () => stackOf([filter], protocol.endpoint)(req, newCallContext('payments', Infinity, undefined, true)))
@@ -58,7 +58,7 @@ describe('traceFilter', () => {
 
   it('writes nothing outside a trace', async () => {
     const { protocol, handle, log } = fakeProtocol()
-    const out = stackOf([traceFilter(protocol)], protocol.endpoint)(fakeCall(), newCallContext('payments', Infinity, undefined, true))
+    const out = stackOf([traceFilter<FakeCall, FakeResponse>(protocol)], protocol.endpoint)(fakeCall(), newCallContext('payments', Infinity, undefined, true))
     ;(await handle.next()).respond(response(200))
     await out
     expect(log.headers).toHaveLength(0)

@@ -67,33 +67,35 @@ export function transportError(code: string, message = `connect ${code} 10.0.0.1
   return Object.assign(new Error(message), { code })
 }
 
-const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH'])
-const SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT'])
+const { Success, RetryableFailure, Failure, Ignorable } = Classification
 
-/** HTTP's rules, by status number and error code (mirrors httpClassifier in @meshlet/http). */
+/** How HTTP reads an error code: always safe to resend (never reached the server), or only when idempotent. */
+const ERROR_CODES: Readonly<Record<string, 'always' | 'idempotent'>> = { ECONNREFUSED: 'always', ENOTFOUND: 'always', EHOSTUNREACH: 'always', ECONNRESET: 'idempotent', EPIPE: 'idempotent', ETIMEDOUT: 'idempotent' }
+/** Statuses retried when the call is idempotent (and a refused 503 always). */
+const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504])
+/** MeshletError codes that say nothing of the endpoint. */
+const NOT_THE_ENDPOINT: ReadonlySet<string> = new Set([ErrorCodes.NO_ENDPOINT, ErrorCodes.BREAKER_OPEN])
+
+const ifIdempotent = (ctx: CallContext) => (ctx.idempotent ? RetryableFailure : Failure)
+
+/** HTTP's rules, by status number and error code (the same verdicts as httpClassifier in @meshlet/http). */
 export const fakeClassifier: ResponseClassifier<FakeCall, FakeResponse> = {
-  response(_call, ctx, res) {
-    const s = res.status
-    if (s < 500 && s !== 429) return Classification.Success
-    if (s === 503 && res.headers[REJECTED] === '1') return Classification.RetryableFailure
-    if (s === 502 || s === 503 || s === 504 || s === 429) return ctx.idempotent ? Classification.RetryableFailure : Classification.Failure
-    return Classification.Failure
+  response: (call, ctx, res) => {
+    if (fakeClassifier.refused!(call, ctx, res) && res.status === 503) return RetryableFailure
+    if (RETRYABLE_STATUSES.has(res.status)) return ifIdempotent(ctx)
+    return res.status >= 500 ? Failure : Success
   },
-  error(call, ctx, err) {
-    if (call.aborted) return Classification.Ignorable
-    if (isMeshletError(err)) {
-      if (err.rejected) return Classification.RetryableFailure
-      if (err.code === ErrorCodes.DEADLINE) return err.retryable && ctx.idempotent ? Classification.RetryableFailure : Classification.Failure
-      return err.code === ErrorCodes.NO_ENDPOINT || err.code === ErrorCodes.BREAKER_OPEN ? Classification.Ignorable : Classification.Failure
+  error: (call, ctx, err) => {
+    if (call.aborted) return Ignorable
+    if (!isMeshletError(err)) {
+      const kind = ERROR_CODES[(err as { code?: string })?.code ?? '']
+      return kind === 'always' ? RetryableFailure : kind === 'idempotent' ? ifIdempotent(ctx) : Failure
     }
-    const code = (err as { code?: string })?.code
-    if (code !== undefined && CONNECT_ERRORS.has(code)) return Classification.RetryableFailure
-    if (code !== undefined && SOCKET_ERRORS.has(code)) return ctx.idempotent ? Classification.RetryableFailure : Classification.Failure
-    return Classification.Failure
+    if (err.rejected) return RetryableFailure
+    if (NOT_THE_ENDPOINT.has(err.code)) return Ignorable
+    return err.code === ErrorCodes.DEADLINE && err.retryable ? ifIdempotent(ctx) : Failure
   },
-  refused(_call, _ctx, res) {
-    return res.headers[REJECTED] === '1' && (res.status === 503 || res.status === 429)
-  },
+  refused: (_call, _ctx, res) => res.headers[REJECTED] === '1' && (res.status === 503 || res.status === 429),
 }
 
 export interface DurationRecord {
