@@ -2,15 +2,9 @@
  * What a gRPC status means to the mesh: one classifier for the balancer's outcome feedback, the
  * breaker and metrics (DESIGN §3), plus the retry rules that service config expresses.
  */
-import { Classification, REJECTED_HEADER, type CallContext, type ResponseClassifier } from '@meshlet/core'
+import { Classification, ErrorCodes, isMeshletError, REJECTED_HEADER, type ResponseClassifier } from '@meshlet/core'
 import { status as Status, type Metadata } from '@grpc/grpc-js'
-
-/** How a call ended, as the client interceptor and the picker see it. */
-export interface CallOutcome {
-  readonly code: Status
-  readonly details: string
-  readonly metadata: Metadata
-}
+import type { GrpcAttempt, GrpcCall } from './grpc-call.js'
 
 /** Trailing-metadata key marking a refusal made before any processing (any method may retry it). */
 export const REJECTED_KEY = REJECTED_HEADER
@@ -34,15 +28,29 @@ export function classifyStatus(code: Status): Classification {
   return ENDPOINT_FAILURES.has(code) ? Classification.Failure : Classification.Success
 }
 
-export const grpcClassifier: ResponseClassifier<unknown, CallOutcome> = {
-  response(_req: unknown, ctx: CallContext, res: CallOutcome): Classification {
-    const cls = classifyStatus(res.code)
+/**
+ * The client stack's classifier for gRPC. An attempt resolved at its response headers (a stream)
+ * has no status yet: it succeeded so far. A call the caller cancelled, a closed client, an open
+ * breaker and "no endpoint" say nothing of an endpoint's health.
+ */
+export const grpcClassifier: ResponseClassifier<GrpcCall, GrpcAttempt> = {
+  response(call, ctx, res) {
+    if (call.cancelled !== undefined || ctx.signal?.aborted === true) return Classification.Ignorable
+    const s = res.status
+    if (s === undefined) return Classification.Success
+    const cls = classifyStatus(s.code)
     if (cls !== Classification.Failure) return cls
-    if (isRejected(res.metadata)) return Classification.RetryableFailure
-    return (ctx.idempotent ? IDEMPOTENT_RETRYABLE : DEFAULT_RETRYABLE).includes(res.code) ? Classification.RetryableFailure : Classification.Failure
+    if (isRejected(s.metadata)) return Classification.RetryableFailure
+    return (ctx.idempotent ? IDEMPOTENT_RETRYABLE : DEFAULT_RETRYABLE).includes(s.code) ? Classification.RetryableFailure : Classification.Failure
   },
-  error: () => Classification.Failure,
-  refused: (_req: unknown, _ctx: CallContext, res: CallOutcome): boolean => isRejected(res.metadata),
+  error(call, ctx, err) {
+    if (call.cancelled !== undefined || ctx.signal?.aborted === true) return Classification.Ignorable
+    if (!isMeshletError(err)) return Classification.Failure
+    if (err.rejected) return Classification.RetryableFailure
+    if (err.code === ErrorCodes.DEADLINE) return err.retryable && ctx.idempotent ? Classification.RetryableFailure : Classification.Failure
+    return err.code === ErrorCodes.CLOSED || err.code === ErrorCodes.CANCELLED || err.code === ErrorCodes.NO_ENDPOINT || err.code === ErrorCodes.BREAKER_OPEN ? Classification.Ignorable : Classification.Failure
+  },
+  refused: (_call, _ctx, res) => isRejected(res.status?.metadata),
 }
 
 /** `/pkg.Service/Method` → ['pkg.Service', 'Method']. */

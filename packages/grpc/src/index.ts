@@ -3,6 +3,6 @@ export { meshInterceptors, meshClientOptions, meshCallOptions, isIdempotentPath 
 export { meshServerInterceptors, GrpcCallScope } from './server-interceptors.js'
 export { createGrpcServer, attachGrpcServer, drainableServer, bindGrpcServer } from './server.js'
 export { serviceConfigFor, LB_POLICY_NAME } from './service-config.js'
-export { grpcClassifier, classifyStatus, isRejected, REJECTED_KEY, DEFAULT_RETRYABLE, IDEMPOTENT_RETRYABLE, type CallOutcome } from './grpc-status.js'
+export { grpcClassifier, classifyStatus, isRejected, REJECTED_KEY, DEFAULT_RETRYABLE, IDEMPOTENT_RETRYABLE } from './grpc-status.js'
 export { MeshletResolver, DESTINATION_ARG, endpointOf } from './resolver-meshlet.js'
 export { MeshletLoadBalancer, MeshletLoadBalancingConfig } from './load-balancer-meshlet.js'

@@ -1,14 +1,18 @@
 /**
  * The `meshlet` LB policy: one pick-first leaf per endpoint keeps a subchannel connected to each
- * (as round_robin does), and an immutable picker asks the core's balancer (P2C peak-EWMA, outlier
- * ejection, zone preference, reported load) which endpoint takes the call, among those whose
- * subchannel is READY. Each attempt's status, latency and load report are fed back to the balancer.
+ * (as round_robin does), and publishes which are READY (connectivity.ts). An attempt made by the
+ * mesh's client stack arrives pinned to the endpoint the stack picked (the call registry): the
+ * picker hands it that endpoint's subchannel, queues it while that one is connecting, and fails it
+ * UNAVAILABLE when it is not connected (the stack then retries elsewhere). A call made without the
+ * mesh's interceptor is balanced here by the core's balancer among the READY endpoints, its
+ * status, latency and load report fed back to it.
  */
-import { Classification, LOAD_HEADER, parseLoadHeader, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
+import { LOAD_HEADER, newCallContext, parseLoadHeader, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from '@grpc/grpc-js'
+import { pinnedEndpoint } from './call-registry.js'
+import { keyOfState, setConnectivity } from './connectivity.js'
 import { classifyStatus } from './grpc-status.js'
 import { DESTINATION_ARG } from './resolver-meshlet.js'
-import { takeCall } from './call-registry.js'
 import { ROUTE_REVISION_KEY } from './routing.js'
 import { LB_POLICY_NAME } from './service-config.js'
 
@@ -41,49 +45,38 @@ function keyOfEndpoint(e: Endpoint): string {
   return a === undefined ? '' : a.path ?? `${a.host}|${a.port}`
 }
 
-const urlKeys = new WeakMap<EndpointState, string>()
-function keyOfState(e: EndpointState): string {
-  let k = urlKeys.get(e)
-  if (k === undefined) {
-    const u = new URL(e.url)
-    k = `${u.hostname.replace(/^\[|\]$/g, '')}|${u.port !== '' ? u.port : u.protocol === 'https:' ? '443' : '80'}`
-    urlKeys.set(e, k)
-  }
-  return k
-}
-
-/** The core's balancer choosing among the READY leaves; immutable, replaced on every state change. */
+/** Immutable, replaced on every state change: pins the stack's attempts, balances the others. */
 class MeshletPicker implements Picker {
   readonly #dest: Destination | undefined
   readonly #ready: ReadonlyMap<string, Leaf>
+  readonly #connecting: ReadonlySet<string>
   readonly #leaves: readonly Leaf[]
   /** Undefined while every endpoint is connected: the balancer then filters nothing. */
   readonly #usable: ((e: EndpointState) => boolean) | undefined
-  /** For calls made without the mesh's interceptor (no call context): the balancer reads `tried`, `revision` and `hashKey`. */
-  static readonly #ctx: CallContext = { service: '', deadline: Infinity, signal: undefined, attempt: 1, endpoint: undefined, tried: undefined, idempotent: false, revision: undefined, hashKey: undefined, perTryTimeout: Infinity, start: 0 }
+  /** For calls made without the mesh's interceptor: the balancer reads `tried`, `revision` and `hashKey`. */
+  static readonly #ctx: CallContext = newCallContext('', Infinity, undefined, false)
 
-  constructor(dest: Destination | undefined, ready: ReadonlyMap<string, Leaf>, allReady: boolean) {
+  constructor(dest: Destination | undefined, ready: ReadonlyMap<string, Leaf>, connecting: ReadonlySet<string>, allReady: boolean) {
     this.#dest = dest
     this.#ready = ready
+    this.#connecting = connecting
     this.#leaves = [...ready.values()]
     this.#usable = allReady ? undefined : (e) => ready.has(keyOfState(e))
   }
 
   pick(args: PickArgs): PickResult {
+    const pinned = pinnedEndpoint(args.metadata, false)
+    if (pinned !== undefined) return this.#pickPinned(args, pinned)
+    // Taken out of this attempt's metadata (its own copy): a stale mark is never sent.
+    pinnedEndpoint(args.metadata, true)
     const dest = this.#dest
-    // Taken out of this attempt's metadata (its own copy) whether or not it is used: never sent.
-    const call = takeCall(args.metadata)
-    if (call?.pinned !== undefined) return this.#pickPinned(args, call.ctx, call.pinned)
     let e: EndpointState | undefined
     if (dest !== undefined) {
-      let ctx = call?.ctx
-      if (ctx === undefined) {
-        // Without the interceptor, what a pick reads comes from the metadata: the routed revision and the ring-hash key.
-        const revision = textOf(args.metadata.get(ROUTE_REVISION_KEY)[0])
-        const hashHeader = dest.balancer.hashHeader
-        const hashKey = hashHeader === undefined ? undefined : textOf(args.metadata.get(hashHeader)[0])
-        ctx = revision === undefined && hashKey === undefined ? MeshletPicker.#ctx : { ...MeshletPicker.#ctx, revision, hashKey }
-      }
+      // Without the interceptor, what a pick reads comes from the metadata: the routed revision and the ring-hash key.
+      const revision = textOf(args.metadata.get(ROUTE_REVISION_KEY)[0])
+      const hashHeader = dest.balancer.hashHeader
+      const hashKey = hashHeader === undefined ? undefined : textOf(args.metadata.get(hashHeader)[0])
+      const ctx = revision === undefined && hashKey === undefined ? MeshletPicker.#ctx : { ...MeshletPicker.#ctx, revision, hashKey }
       try {
         e = dest.balancer.pick(ctx, this.#usable)
       } catch {
@@ -96,42 +89,35 @@ class MeshletPicker implements Picker {
     }
     const result = leaf.getPicker().pick(args)
     if (result.pickResultType !== experimental.PickResultType.COMPLETE) return result
-    if (call !== undefined) {
-      // A retry of this call goes to an endpoint it has not tried, while there is one.
-      const tried = call.ctx.tried
-      if (tried === undefined) call.ctx.tried = [e]
-      else if (!tried.includes(e)) tried.push(e)
-    }
-    const attempt = new Attempt(result, dest.balancer, e, call?.streaming === true)
-    if (call !== undefined && call.ctx.perTryTimeout !== Infinity) attempt.timeOut(call.ctx.perTryTimeout, call.ctx.idempotent, dest.name)
-    return attempt
+    return new Attempt(result, dest.balancer, e)
   }
 
-  /** A mirrored copy: its endpoint if connected, once; otherwise dropped (mirrors never fall back, never retry). */
-  #pickPinned(args: PickArgs, ctx: CallContext, e: EndpointState): PickResult {
-    const leaf = ctx.tried === undefined ? this.#ready.get(keyOfState(e)) : undefined
+  /** An attempt of the client stack: its endpoint's subchannel, a wait while it connects, or UNAVAILABLE. */
+  #pickPinned(args: PickArgs, e: EndpointState): PickResult {
+    const key = keyOfState(e)
+    const leaf = this.#ready.get(key)
+    if (leaf === undefined && this.#connecting.has(key)) return { pickResultType: experimental.PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null }
+    pinnedEndpoint(args.metadata, true)
     if (leaf === undefined) {
-      const details = ctx.tried === undefined ? 'meshlet: the shadow endpoint of a mirrored call is not connected' : 'meshlet: a mirrored call is not retried'
+      const details = `meshlet: ${e.url} is not connected (the mesh retries the call on another endpoint when it may)`
       return { pickResultType: experimental.PickResultType.DROP, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata: new Metadata() }, onCallStarted: null, onCallEnded: null }
     }
-    ctx.tried = [e]
     return leaf.getPicker().pick(args)
   }
 }
 
-/** A picked attempt: in-flight, latency, outcome and load report go to the balancer. */
+/** A call balanced here (made without the mesh's interceptor): in-flight, latency, outcome and load report go to the balancer. */
 class Attempt implements PickResult {
   readonly pickResultType: PickResult['pickResultType']
-  subchannel: PickResult['subchannel']
+  readonly subchannel: PickResult['subchannel']
   readonly status: PickResult['status']
   readonly #started: PickResult['onCallStarted']
   readonly #ended: PickResult['onCallEnded']
   readonly #balancer: Destination['balancer']
   readonly #endpoint: EndpointState
-  readonly #streaming: boolean
   #t0 = 0
 
-  constructor(result: PickResult, balancer: Destination['balancer'], endpoint: EndpointState, streaming: boolean) {
+  constructor(result: PickResult, balancer: Destination['balancer'], endpoint: EndpointState) {
     this.pickResultType = result.pickResultType
     this.subchannel = result.subchannel
     this.status = result.status
@@ -139,7 +125,6 @@ class Attempt implements PickResult {
     this.#ended = result.onCallEnded
     this.#balancer = balancer
     this.#endpoint = endpoint
-    this.#streaming = streaming
   }
 
   readonly onCallStarted = (): void => {
@@ -151,44 +136,10 @@ class Attempt implements PickResult {
   readonly onCallEnded = (code: Status, details: string, metadata: Metadata): void => {
     const e = this.#endpoint
     e.inflight--
-    const cls = classifyStatus(code)
-    // A stream's outcome counts, its duration is no latency sample.
-    if (this.#streaming) this.#balancer.record(e, cls === Classification.Success ? Classification.Ignorable : cls, 0)
-    else this.#balancer.record(e, cls, performance.now() - this.#t0)
+    this.#balancer.record(e, classifyStatus(code), performance.now() - this.#t0)
     const load = parseLoadHeader(metadata?.get(LOAD_HEADER)[0] as string | undefined)
     if (load !== undefined) this.#balancer.reportLoad(e, load)
     this.#ended?.(code, details, metadata)
-  }
-
-  /**
-   * perTryTimeout: an attempt with no response headers after `ms` is cancelled, so that grpc-js's
-   * retry policy takes over: with UNAVAILABLE for an idempotent call (retried on another endpoint,
-   * attempts and budget allowing), with DEADLINE_EXCEEDED for any other (never retried: the server
-   * may be processing it). grpc-js gives a picker no handle on the attempt, so the subchannel it
-   * hands out makes the attempt's call and keeps it.
-   */
-  timeOut(ms: number, idempotent: boolean, service: string): void {
-    const sub = this.subchannel
-    if (sub === null) return
-    const code = idempotent ? Status.UNAVAILABLE : Status.DEADLINE_EXCEEDED
-    const details = `meshlet: no response headers from ${this.#endpoint.url} within the perTryTimeout of ${ms}ms for "${service}"${idempotent ? '; retrying elsewhere' : '; not retried (the method is not marked idempotent)'}`
-    const real = sub.getRealSubchannel()
-    const timed = {
-      createCall(...args: Parameters<typeof real.createCall>): ReturnType<typeof real.createCall> {
-        const [metadata, host, method, listener, callId] = args
-        const clock: { timer?: NodeJS.Timeout } = {}
-        const stop = () => clearTimeout(clock.timer)
-        const subCall = real.createCall(metadata, host, method, {
-          onReceiveMetadata: (md) => (stop(), listener.onReceiveMetadata(md)),
-          onReceiveMessage: (m) => listener.onReceiveMessage(m),
-          onReceiveStatus: (s) => (stop(), listener.onReceiveStatus(s)),
-        }, callId)
-        clock.timer = setTimeout(() => subCall.cancelWithStatus(code, details), ms)
-        return subCall
-      },
-    } as unknown as ReturnType<typeof sub.getRealSubchannel>
-    // Everything else (state, credentials, address) from the picked subchannel itself.
-    this.subchannel = Object.assign(Object.create(sub) as typeof sub, { getRealSubchannel: () => timed })
   }
 }
 
@@ -217,7 +168,9 @@ export class MeshletLoadBalancer implements experimental.LoadBalancer {
       if (this.#leaves.size === 0) this.#setState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details ?? note)
       return true
     }
-    this.#dest = options[DESTINATION_ARG] as Destination | undefined
+    const dest = options[DESTINATION_ARG] as Destination | undefined
+    if (this.#dest !== undefined && dest !== this.#dest) setConnectivity(this.#dest, this, undefined)
+    this.#dest = dest
     const next = new Map<string, Leaf>()
     const fresh: Leaf[] = []
     this.#paused = true
@@ -243,14 +196,16 @@ export class MeshletLoadBalancer implements experimental.LoadBalancer {
   #publish(): void {
     if (this.#paused || this.#leaves.size === 0) return
     const ready = new Map<string, Leaf>()
-    let connecting = false
+    const connecting = new Set<string>()
     for (const [key, leaf] of this.#leaves) {
       const s = leaf.getConnectivityState()
       if (s === ConnectivityState.READY) ready.set(key, leaf)
-      else if (s === ConnectivityState.CONNECTING) connecting = true
+      else if (s === ConnectivityState.CONNECTING || s === ConnectivityState.IDLE) connecting.add(key)
     }
-    if (ready.size > 0) this.#setState(ConnectivityState.READY, new MeshletPicker(this.#dest, ready, ready.size === this.#leaves.size), null)
-    else if (connecting) this.#setState(ConnectivityState.CONNECTING, new experimental.QueuePicker(this), null)
+    const allReady = ready.size === this.#leaves.size
+    if (this.#dest !== undefined) setConnectivity(this.#dest, this, { ready: new Set(ready.keys()), allReady })
+    if (ready.size > 0) this.#setState(ConnectivityState.READY, new MeshletPicker(this.#dest, ready, connecting, allReady), null)
+    else if (connecting.size > 0) this.#setState(ConnectivityState.CONNECTING, new experimental.QueuePicker(this), null)
     else {
       const details = `meshlet: no connection to any endpoint. Last error: ${this.#lastError}`
       this.#setState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ details }), details)
@@ -271,6 +226,7 @@ export class MeshletLoadBalancer implements experimental.LoadBalancer {
     // Leaves reset their own backoff when asked to connect.
   }
   destroy(): void {
+    if (this.#dest !== undefined) setConnectivity(this.#dest, this, undefined)
     for (const leaf of this.#leaves.values()) leaf.destroy()
     this.#leaves.clear()
   }

@@ -89,7 +89,7 @@ export class MeshletResolver implements experimental.Resolver {
     await dest.ready
     if (this.#destroyed) return
     const endpoints = dest.balancer.snapshot().map((e) => endpointOf(e.url))
-    const config: ServiceConfig = serviceConfigFor(service, dest.policy, reg.idempotent)
+    const config: ServiceConfig = serviceConfigFor(service)
     this.#listener(experimental.statusOrFromValue(endpoints), { [DESTINATION_ARG]: dest }, experimental.statusOrFromValue(config), `meshlet destination "${service}" (${dest.snapshot().resolver})`)
   }
 }

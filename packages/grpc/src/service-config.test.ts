@@ -1,32 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { status as Status } from '@grpc/grpc-js'
-import { GrpcStatus, resolvePolicy } from '@meshlet/core'
+import { GrpcStatus } from '@meshlet/core'
 import { isIdempotentPath } from './client-interceptors.js'
 import { statusForHttp } from './routing.js'
 import { serviceConfigFor } from './service-config.js'
 
 describe('serviceConfigFor', () => {
-  it('maps the default policy to a retryPolicy on UNAVAILABLE, throttling from the budget, and the meshlet LB', () => {
-    const c = serviceConfigFor('payments', resolvePolicy(), [])
+  it('gives the meshlet LB policy and no grpc-js retries: the mesh\'s client stack retries, with one budget', () => {
+    const c = serviceConfigFor('payments')
     expect(c.loadBalancingConfig).toEqual([{ meshlet: { service: 'payments' } }])
-    expect(c.methodConfig).toEqual([{ name: [{}], retryPolicy: { maxAttempts: 3, initialBackoff: '0.025s', maxBackoff: '0.25s', backoffMultiplier: 2, retryableStatusCodes: [Status.UNAVAILABLE] } }])
-    expect(c.retryThrottling).toEqual({ maxTokens: 100, tokenRatio: 0.2 })
-  })
-
-  it('gives idempotent methods and services the wider codes, never DEADLINE_EXCEEDED', () => {
-    const c = serviceConfigFor('payments', resolvePolicy(), ['/shop.Payments/Get', 'shop.Catalog'])
-    expect(c.methodConfig[0]!.name).toEqual([{ service: 'shop.Payments', method: 'Get' }, { service: 'shop.Catalog' }])
-    const codes = c.methodConfig[0]!.retryPolicy!.retryableStatusCodes
-    expect(codes).toEqual([Status.UNAVAILABLE, Status.RESOURCE_EXHAUSTED, Status.ABORTED, Status.INTERNAL, Status.UNKNOWN])
-    expect(codes).not.toContain(Status.DEADLINE_EXCEEDED)
-    expect(c.methodConfig[1]!.name).toEqual([{}])
-  })
-
-  it('caps attempts at grpc-js\'s 5, and leaves retries out when the policy has none', () => {
-    expect(serviceConfigFor('p', resolvePolicy(undefined, { retries: { attempts: 9 } }), []).methodConfig[0]!.retryPolicy!.maxAttempts).toBe(5)
-    const off = serviceConfigFor('p', resolvePolicy(undefined, { retries: false }), ['/a.B/C'])
-    expect(off.methodConfig).toEqual([])
-    expect(off.retryThrottling).toBeUndefined()
+    expect(c.methodConfig).toEqual([])
+    expect(c.retryThrottling).toBeUndefined()
   })
 })
 

@@ -53,7 +53,7 @@ describe('attemptExpired', () => {
     const err = attemptExpired(ctx)
     expect(isMeshletError(err, ErrorCodes.DEADLINE)).toBe(true)
     expect(err.retryable).toBe(true)
-    expect(err.message).toMatch(/Attempt 2 .*per-try timeout/)
+    expect(err.message).toMatch(/Attempt 2 .*within the perTryTimeout/)
     expect(err.details).toMatchObject({ perTry: true, sent: true, attempt: 2 })
   })
 

@@ -8,7 +8,7 @@
  * attempt. Guarantees: nothing else; it never cuts a response that is flowing.
  */
 import type { CallContext, Filter, StackEnv } from '../client/call-context.js'
-import type { MeshletError } from '../errors.js'
+import { ErrorCodes, MeshletError } from '../errors.js'
 import { deadlineExceeded } from './call-scope.js'
 
 export function perTryTimeoutFilter<Req, Res>(env: StackEnv): Filter<Req, Res> {
@@ -20,6 +20,11 @@ export function perTryTimeoutFilter<Req, Res>(env: StackEnv): Filter<Req, Res> {
 
 /** The error an attempt fails with when its time (the per-try timeout or the call's deadline) ran out before response headers. */
 export function attemptExpired(ctx: CallContext): MeshletError {
-  const perTry = ctx.attemptDeadline < ctx.deadline
-  return deadlineExceeded(ctx.service, ctx.deadline, ctx.attempt, true, perTry)
+  if (ctx.attemptDeadline >= ctx.deadline) return deadlineExceeded(ctx.service, ctx.deadline, ctx.attempt, true, false)
+  const at = ctx.endpoint?.url ?? '(no endpoint)'
+  const next = ctx.idempotent ? 'it is retried on another endpoint while attempts, budget and deadline allow' : 'not retried (the call is not idempotent: the server may be processing it)'
+  return new MeshletError(ErrorCodes.DEADLINE, `Attempt ${ctx.attempt} to "${ctx.service}" got no response headers from ${at} within the perTryTimeout of ${ctx.perTryTimeout}ms; ${next}.`, {
+    retryable: true,
+    details: { service: ctx.service, endpoint: ctx.endpoint?.url, deadline: ctx.deadline, attempt: ctx.attempt, sent: true, perTry: true, perTryTimeout: ctx.perTryTimeout },
+  })
 }
