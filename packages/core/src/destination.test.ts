@@ -13,7 +13,7 @@ afterEach(async () => {
 })
 
 function destination(opts: TestDestinationOptions = {}) {
-  const env = fakeEnv()
+  const env = fakeEnv({ fallback: 0 }) // jitter 0: backoffs are the base, doubled
   const d = testDestination({ env, ...opts })
   open.push(d)
   return { env, d }

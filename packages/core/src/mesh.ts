@@ -11,6 +11,7 @@ import { ControlSync, snapshotFileFor, type SyncSource } from './control/control
 import { InstanceLease, type RegisterOptions } from './control/instance-lease.js'
 import { Destination, type DestinationSnapshot } from './destination.js'
 import { DestinationRegistry, type DynamicDestination } from './destination-registry.js'
+import { ClientStack } from './client/client-stack.js'
 import { ControlResolver } from './discovery/resolver-control.js'
 import { resolverForEndpoints } from './discovery/resolver-for-endpoints.js'
 import { ErrorCodes, MeshletError } from './errors.js'
@@ -55,6 +56,12 @@ export class Mesh implements AsyncDisposable {
   readonly zone: string | undefined
   readonly metrics: MeshMetrics
   readonly inbound: InboundGate
+  /**
+   * The client stack every destination builds its per-transport stacks from: list its roles with
+   * `roles()`, change them by name with `insertBefore`, `insertAfter`, `replace`, `remove`
+   * (destinations rebuild on their next call).
+   */
+  readonly clientStack = new ClientStack()
   readonly #options: ValidatedMeshOptions
   readonly #destinations: DestinationRegistry
   readonly #config: ConfigApplier
@@ -77,7 +84,7 @@ export class Mesh implements AsyncDisposable {
     this.#destinations = new DestinationRegistry({ create: (name) => this.#controlDestination(name), idleTimeout: o.destinationIdleTimeout || Infinity })
     this.#config = new ConfigApplier({ mesh: o.service, options: o, lookup: (name) => this.#destinations.peek(name), known: () => this.#destinations.names(), metrics: this.metrics })
     for (const [name, svc] of Object.entries(o.services ?? {})) {
-      const dest = new Destination(name, resolvePolicy(o.defaults, svc), resolverForEndpoints(name, svc.endpoints, o.dnsRefresh ?? DEFAULT_DNS_REFRESH), this.zone, this.metrics)
+      const dest = new Destination(name, resolvePolicy(o.defaults, svc), resolverForEndpoints(name, svc.endpoints, o.dnsRefresh ?? DEFAULT_DNS_REFRESH), this.zone, this.metrics, this.clientStack)
       if (svc.routes !== undefined) dest.updateRoutes(new RouteTable([{ service: name, rules: svc.routes }], `services.${name}.routes`))
       this.#destinations.addStatic(name, dest)
     }
@@ -140,7 +147,7 @@ export class Mesh implements AsyncDisposable {
     const sync = this.#sync
     if (sync === undefined || !sync.knows(name) || this.#lifecycle.closing) return undefined
     const resolver = new ControlResolver(name, this.#control!.url, sync.endpointsOf(name))
-    const destination = new Destination(name, resolvePolicy(this.#options.defaults), resolver, this.zone, this.metrics)
+    const destination = new Destination(name, resolvePolicy(this.#options.defaults), resolver, this.zone, this.metrics, this.clientStack)
     return { destination, resolver, init: () => this.#config.applyInitial(name, sync.routesOf(name), sync.policyOf(name)) }
   }
 

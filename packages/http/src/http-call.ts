@@ -141,7 +141,7 @@ export class HttpCall implements DispatchController {
   }
   abort(reason: Error): void {
     if (this.#reason !== null) return
-    this.#reason = reason ?? new MeshletError(ErrorCodes.UPSTREAM, 'Request aborted by the caller.')
+    this.#reason = reason ?? new MeshletError(ErrorCodes.CANCELLED, 'Request aborted by the caller.')
     this.current?.controller?.abort(this.#reason)
   }
   pause(): void {

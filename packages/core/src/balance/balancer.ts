@@ -95,11 +95,12 @@ export class Balancer {
   }
 
   /**
-   * Resolves when the first endpoint appears; rejects with `noEndpoint` (the caller's error) at the
-   * deadline or on `signal`, or at once when MAX_COLD_WAITERS calls are already waiting.
+   * Resolves when the first endpoint appears; rejects with `noEndpoint` (the caller's error) once
+   * `timeLeft` ms (the caller's, on its own clock) have passed or on `signal`, or at once when
+   * MAX_COLD_WAITERS calls are already waiting or no time bound is given.
    */
-  waitForEndpoint(deadline: number, signal: AbortSignal | undefined, noEndpoint: Error): Promise<void> {
-    if (this.#waiters.size >= MAX_COLD_WAITERS || !Number.isFinite(deadline) || this.#closed) return Promise.reject(noEndpoint)
+  waitForEndpoint(timeLeft: number, signal: AbortSignal | undefined, noEndpoint: Error): Promise<void> {
+    if (this.#waiters.size >= MAX_COLD_WAITERS || !Number.isFinite(timeLeft) || this.#closed) return Promise.reject(noEndpoint)
     return new Promise((resolve, reject) => {
       const done = (ok: boolean) => {
         clearTimeout(timer)
@@ -109,7 +110,7 @@ export class Balancer {
         else reject(noEndpoint)
       }
       const onAbort = () => done(false)
-      const timer = setTimeout(onAbort, Math.max(0, deadline - Date.now()))
+      const timer = setTimeout(onAbort, Math.max(0, timeLeft))
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#waiters.add(done)
     })

@@ -23,7 +23,7 @@ function setup(opts: { endpoints?: EndpointAddress[]; policy?: BalancerPolicy; p
   const env = opts.env ?? fakeEnv()
   const { protocol, handle } = fakeProtocol(opts.protocol)
   const b = (balancer = balancerOf(opts.endpoints ?? THREE, opts.policy))
-  const call = stackOf([pickFilter(b, protocol)], protocol.endpoint)
+  const call = stackOf([pickFilter(b, protocol, env)], protocol.endpoint)
   return { env, handle, balancer: b, call, state: (port: number) => b.snapshot().find((s) => s.url === `http://10.0.0.1:${port}`)! }
 }
 
@@ -196,12 +196,7 @@ describe('pickFilter', () => {
       await expect(out).rejects.toMatchObject({ code: ErrorCodes.NO_ENDPOINT })
     })
 
-    // BUG (balance/balancer.ts:103, reached from pick-filter.ts:51): waitForEndpoint measures the
-    // deadline against Date.now(), not the stack's injected clock (StackEnv.now) that set
-    // ctx.deadline. With a test clock (or any env whose now differs from Date.now) the wait is cut
-    // short (here: at once, the fake clock being behind the wall clock). The pick should pass the
-    // time left on env's clock (or the balancer take the env).
-    it.fails('waits on the stack’s clock, not the wall clock', async () => {
+    it('waits on the stack’s clock, not the wall clock', async () => {
       vi.useFakeTimers({ now: T0 + 60_000 }) // the wall clock a minute ahead of the stack's
       const { env, handle, balancer, call } = setup({ endpoints: [], env: fakeEnv({ now: T0 }) })
       const ctx: CallContext = callContext(env, { timeout: 10_000 })

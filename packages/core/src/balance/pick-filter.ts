@@ -11,11 +11,11 @@
  * throws MESHLET_ERR_NO_ENDPOINT when nothing can serve.
  */
 import type { ClientProtocol } from '../client/client-protocol.js'
-import type { CallContext, Filter, Service } from '../client/call-context.js'
+import { systemEnv, type CallContext, type Filter, type Service, type StackEnv } from '../client/call-context.js'
 import type { Balancer } from './balancer.js'
 import type { EndpointState } from './endpoint-state.js'
 
-export function pickFilter<Req, Res>(balancer: Balancer, protocol: ClientProtocol<Req, Res>): Filter<Req, Res> {
+export function pickFilter<Req, Res>(balancer: Balancer, protocol: ClientProtocol<Req, Res>, env: StackEnv = systemEnv): Filter<Req, Res> {
   const { classifier, usable, whenEnded } = protocol
   const attempt = (req: Req, ctx: CallContext, next: Service<Req, Res>, e: EndpointState): Promise<Res> => {
     ctx.endpoint = e
@@ -51,7 +51,7 @@ export function pickFilter<Req, Res>(balancer: Balancer, protocol: ClientProtoco
       e = balancer.pick(ctx, only)
     } catch (err) {
       if (!balancer.empty) return Promise.reject(err)
-      return balancer.waitForEndpoint(ctx.deadline, ctx.signal, err as Error).then(() => attempt(req, ctx, next, balancer.pick(ctx, usable?.(req))))
+      return balancer.waitForEndpoint(ctx.deadline - env.now(), ctx.signal, err as Error).then(() => attempt(req, ctx, next, balancer.pick(ctx, usable?.(req))))
     }
     return attempt(req, ctx, next, e)
   }

@@ -17,7 +17,7 @@ const everything = () => policy({ retries: { ...RETRIES, backoffBase: 0, backoff
 const routes = new RouteTable([{ service: 'payments', rules: [{ timeout: 5000 }] }], 'test')
 
 function destination(opts: Parameters<typeof testDestination>[0] = {}) {
-  const env = fakeEnv()
+  const env = fakeEnv({ fallback: 0 }) // jitter 0: backoffs are the base, doubled
   const d = testDestination({ env, ...opts })
   open.push(d)
   return { env, d }

@@ -82,7 +82,7 @@ export function defaultClientRoles(): ClientRole[] {
     role(ClientRoles.mirror, (p) => (p.routes === undefined ? undefined : mirrorFilter(p.protocol))),
     role(ClientRoles.retry, (p) => (p.policy.retries && p.budget ? retryFilter(p.protocol, p.policy.retries, p.budget, p.metrics, p.env) : undefined)),
     role(ClientRoles.breaker, (p) => (p.breaker === undefined ? undefined : breakerFilter(p.breaker, p.protocol))),
-    role(ClientRoles.pick, (p) => pickFilter(p.balancer, p.protocol)),
+    role(ClientRoles.pick, (p) => pickFilter(p.balancer, p.protocol, p.env)),
     role(ClientRoles.perTryTimeout, (p) => (p.policy.retries || p.routes !== undefined ? perTryTimeoutFilter(p.env) : undefined)),
   ]
 }

@@ -18,7 +18,7 @@ afterEach(() => {
 })
 
 function setup(policy: Partial<BreakerPolicy> = {}) {
-  const env = fakeEnv()
+  const env = fakeEnv({ fallback: 0 }) // jitter 0: backoffs are the base, doubled
   const { protocol, handle } = fakeProtocol()
   const rec = recordingMetrics()
   const breaker = newBreaker('payments', { ...BREAKER, ...policy }, rec.metrics)

@@ -6,7 +6,8 @@
  * Reads: `ctx.attempt`, `ctx.retryAttempts` (a route's) or the policy's attempts, `ctx.deadline`,
  * `ctx.signal`; the classifier's verdict; `protocol.retryAfter` and `protocol.canResend`.
  * Changes: `ctx.attempt` (one per retry). Guarantees: every call deposits in the budget and every
- * retry withdraws from it; never retries past the deadline, after a cancellation, or a body that
+ * retry withdraws from it; waits the backoff (or a longer Retry-After) on the stack's clock and
+ * random source; never sends a retry at or past the deadline, after a cancellation, or a body that
  * cannot be sent again; a response it gives up on is handed back as it is, an error becomes a
  * MeshletError that says which endpoint, which attempt, why it stopped, the budget and the deadline
  * left. Each decision is counted in `meshlet.retries` (outcome `sent` or the reason it stopped).
@@ -21,102 +22,121 @@ import { channels, publish } from '../telemetry/diagnostics.js'
 import type { MeshMetrics } from '../telemetry/metrics.js'
 import type { RetryBudget } from './retry-budget.js'
 
-/** A response the retry loop gave up on after deciding it was retryable; carried as an error inside p-retry. */
-class RetryableResponse<Res> extends Error {
-  constructor(readonly res: Res) {
-    super('retryable response')
+/** A failed attempt the loop may retry, carried as an error inside p-retry (a response, or the transport's error). */
+class RetryableAttempt extends Error {
+  constructor(readonly failure: unknown) {
+    super('retryable attempt')
   }
+}
+
+/**
+ * Backoff before retry `n` (1 for the first): exponential from the base, capped, with jitter of up
+ * to the same again (as p-retry's `randomize`), drawn from the stack's random source.
+ */
+export function backoffDelay(policy: Pick<RetryPolicy, 'backoffBase' | 'backoffMax'>, n: number, random: () => number): number {
+  return Math.min(policy.backoffMax, Math.round((1 + random()) * policy.backoffBase * 2 ** (n - 1)))
+}
+
+/** Waits `ms`, or rejects with the signal's reason when it aborts first. */
+function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal!.reason)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 export function retryFilter<Req, Res>(protocol: ClientProtocol<Req, Res>, policy: RetryPolicy, budget: RetryBudget, metrics: MeshMetrics, env: StackEnv): Filter<Req, Res> {
   const classifier = protocol.classifier
-  const attrs = (service: string, outcome: string) =>
-    metrics.attributes(`r:${service}:${outcome}`, () => ({ 'meshlet.destination': service, 'meshlet.retry.outcome': outcome }))
+  const count = (service: string, outcome: string): void =>
+    metrics.retries.add(1, metrics.attributes(`r:${service}:${outcome}`, () => ({ 'meshlet.destination': service, 'meshlet.retry.outcome': outcome })))
 
-  /** Whether one more attempt may go; spends a budget token when it may. */
-  const mayRetry = (req: Req, ctx: CallContext, res: Res | undefined, err: unknown): string | undefined => {
-    if (ctx.attempt > (ctx.retryAttempts ?? policy.attempts)) return 'attempts'
-    if (ctx.signal?.aborted) return 'cancelled'
+  /**
+   * Whether one more attempt may go, and after how long; spends a budget token when it may. The
+   * wait is the backoff, or the server's Retry-After when that is longer; it must end before the
+   * deadline.
+   */
+  const mayRetry = (req: Req, ctx: CallContext, res: Res | undefined, err: unknown): { stop: string } | { wait: number } => {
+    if (ctx.attempt > (ctx.retryAttempts ?? policy.attempts)) return { stop: 'attempts' }
+    if (ctx.signal?.aborted) return { stop: 'cancelled' }
     const now = env.now()
-    if (ctx.deadline - now <= policy.backoffBase) return 'deadline'
-    // A Retry-After that outlasts the deadline stops here, before the held response is discarded.
-    if (res !== undefined) {
-      const wait = protocol.retryAfter(res)
-      if (wait !== undefined && wait > 0 && now + wait >= ctx.deadline) return 'deadline'
-    }
-    if (!protocol.canResend(req, res, err)) return 'body_not_replayable'
-    if (!budget.tryWithdraw()) return 'budget_exhausted'
-    return undefined
-  }
-
-  /** Releases a failed response that is being retried and waits out its Retry-After, if any. */
-  const release = async (res: Res | undefined): Promise<void> => {
-    if (res === undefined) return
-    const wait = protocol.retryAfter(res)
-    protocol.discard(res)
-    if (wait !== undefined && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+    if (ctx.deadline - now <= policy.backoffBase) return { stop: 'deadline' }
+    let ms = backoffDelay(policy, ctx.attempt, env.random)
+    const after = res === undefined ? undefined : protocol.retryAfter(res)
+    if (after !== undefined && after > ms) ms = after
+    if (now + ms >= ctx.deadline) return { stop: 'deadline' }
+    if (!protocol.canResend(req, res, err)) return { stop: 'body_not_replayable' }
+    if (!budget.tryWithdraw()) return { stop: 'budget_exhausted' }
+    return { wait: ms }
   }
 
   const retryLoop = async (req: Req, ctx: CallContext, next: Service<Req, Res>, firstRes: Res | undefined, firstErr: unknown): Promise<Res> => {
     let lastRes = firstRes
     let lastErr = firstErr
-    const stopped = (reason: string): Promise<Res> => {
-      metrics.retries.add(1, attrs(ctx.service, reason))
-      if (lastRes !== undefined) return Promise.resolve(lastRes)
-      throw explainFailure(ctx, lastErr, reason, budget, env)
+    let stoppedBy: string | undefined
+    /** Decides on the last failure: false to stop (counted, with why); else discards it and waits. */
+    const again = async (): Promise<boolean> => {
+      const d = mayRetry(req, ctx, lastRes, lastErr)
+      if ('stop' in d) {
+        stoppedBy = d.stop
+        count(ctx.service, d.stop)
+        return false
+      }
+      // Once discarded, a response can no longer be handed to the caller: forget it before waiting.
+      const held = lastRes
+      lastRes = undefined
+      if (held !== undefined) protocol.discard(held)
+      try {
+        await wait(d.wait, ctx.signal)
+      } catch (reason) {
+        stoppedBy = 'cancelled'
+        count(ctx.service, 'cancelled')
+        throw reason
+      }
+      return true
     }
-    const first = mayRetry(req, ctx, lastRes, lastErr)
-    if (first !== undefined) return stopped(first)
-    // Once discarded, a response can no longer be handed to the caller: forget it before waiting.
-    const held = lastRes
-    lastRes = undefined
-    await release(held)
-
+    const give = (err: unknown): Res => {
+      if (lastRes !== undefined) return lastRes
+      if (stoppedBy === undefined && ctx.signal?.aborted) stoppedBy = 'cancelled'
+      throw explainFailure(ctx, lastErr ?? err, stoppedBy ?? 'attempts', budget, env)
+    }
     try {
+      if (!(await again())) return give(lastErr)
       return await pRetry(
         async () => {
           ctx.attempt++
-          metrics.retries.add(1, attrs(ctx.service, 'sent'))
+          count(ctx.service, 'sent')
           publish(channels.retry, () => ({ service: ctx.service, attempt: ctx.attempt, previousEndpoint: ctx.endpoint?.url }))
           lastRes = undefined
           lastErr = undefined
+          let res: Res
           try {
-            const res = await next(req, ctx)
-            if (classifier.response(req, ctx, res) !== Classification.RetryableFailure) return res
-            lastRes = res
-            throw new RetryableResponse(res)
+            res = await next(req, ctx)
           } catch (err) {
-            if (err instanceof RetryableResponse) throw err
             lastErr = err
-            if (classifier.error(req, ctx, err) !== Classification.RetryableFailure) throw new AbortError(err as Error)
-            throw err
-          }
-        },
-        {
-          retries: Math.max(0, (ctx.retryAttempts ?? policy.attempts) - 1),
-          factor: 2,
-          minTimeout: policy.backoffBase,
-          maxTimeout: policy.backoffMax,
-          randomize: true,
-          maxRetryTime: Math.max(0, ctx.deadline - env.now()),
-          signal: ctx.signal,
-          shouldRetry: async () => {
-            const reason = mayRetry(req, ctx, lastRes, lastErr)
-            if (reason !== undefined) {
-              metrics.retries.add(1, attrs(ctx.service, reason))
-              return false
+            if (classifier.error(req, ctx, err) !== Classification.RetryableFailure) {
+              stoppedBy = 'not_retryable'
+              throw new AbortError(err as Error)
             }
-            const held = lastRes
-            lastRes = undefined
-            await release(held)
-            return true
-          },
+            throw new RetryableAttempt(err)
+          }
+          if (classifier.response(req, ctx, res) !== Classification.RetryableFailure) return res
+          lastRes = res
+          throw new RetryableAttempt(res)
         },
+        // The loop's own timing is off (no delay, no time limit): `again` decides, counts and waits,
+        // on the stack's clock and random source, so that no retry goes out at the deadline.
+        { retries: Infinity, minTimeout: 0, factor: 1, randomize: false, signal: ctx.signal, shouldRetry: again },
       )
     } catch (err) {
-      if (err instanceof RetryableResponse) return err.res as Res
-      if (lastRes !== undefined) return lastRes
-      throw explainFailure(ctx, lastErr ?? err, 'attempts', budget, env)
+      return give(err instanceof RetryableAttempt ? err.failure : err)
     }
   }
 
@@ -149,8 +169,10 @@ function explainFailure(ctx: CallContext, err: unknown, stoppedBy: string, budge
         ? ' Not retried: the request body was a stream that was already sent; pass a Buffer or string body to allow retries.'
         : stoppedBy === 'not_retryable'
           ? ''
-          : ` Gave up after ${ctx.attempt} attempt(s) (${stoppedBy}).`
-  const code = stoppedBy === 'budget_exhausted' ? ErrorCodes.BUDGET_EXHAUSTED : ErrorCodes.UPSTREAM
+          : stoppedBy === 'cancelled'
+            ? ` Not retried: the caller cancelled the call (after ${ctx.attempt} attempt(s)).`
+            : ` Gave up after ${ctx.attempt} attempt(s) (${stoppedBy}).`
+  const code = stoppedBy === 'budget_exhausted' ? ErrorCodes.BUDGET_EXHAUSTED : stoppedBy === 'cancelled' ? ErrorCodes.CANCELLED : ErrorCodes.UPSTREAM
   return new MeshletError(code, `Call to "${ctx.service}" failed at ${ctx.endpoint?.url ?? '(no endpoint)'} on attempt ${ctx.attempt}: ${cause?.code ? `${cause.code} ` : ''}${cause?.message ?? String(err)}.${why} Deadline left: ${left}; retry budget left: ${Math.floor(budget.balance())}.`, {
     cause: err,
     retryable: false,

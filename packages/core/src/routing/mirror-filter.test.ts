@@ -43,7 +43,7 @@ describe('mirrorFilter', () => {
   })
 
   it('mirrors once per call, not once per attempt (it sits outside retry)', async () => {
-    const env = fakeEnv()
+    const env = fakeEnv({ fallback: 0 }) // jitter 0
     const { protocol, handle, log } = fakeProtocol()
     const retry = retryFilter(protocol, { ...RETRIES, backoffBase: 0, backoffMax: 0 }, new RetryBudget(20, 10, 10_000), recordingMetrics().metrics, env)
     const ctx = callContext(env)

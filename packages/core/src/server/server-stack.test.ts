@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { FakeCall } from '../../test/fixtures/fake-inbound-call.js'
 import { AdmissionController } from '../admission/admission-controller.js'
 import type { Refusal } from '../admission/refusal.js'
-import { validateMeshOptions } from '../config/mesh-options.js'
+import { validateMeshOptions, type MeshOptionsInput } from '../config/mesh-options.js'
 import { DEADLINE_HEADER } from '../deadline/call-scope.js'
 import { ErrorCodes, isMeshletError } from '../errors.js'
 import { MeshMetrics } from '../telemetry/metrics.js'
@@ -28,7 +28,7 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
-function gateWith(admission?: Parameters<typeof validateMeshOptions>[0]['admission']): InboundGate {
+function gateWith(admission?: MeshOptionsInput['admission']): InboundGate {
   const metrics = new MeshMetrics()
   const o = validateMeshOptions({ service: 'orders', admission })
   const gate = new InboundGate('orders', metrics, o.admission === undefined ? undefined : new AdmissionController('orders', o.admission, metrics))
@@ -125,7 +125,7 @@ describe('a call through the stack', () => {
   it('refuses every call 503 DRAINING, rejected, once the gate stops accepting, even one with a bad header', () => {
     const gate = gateWith()
     gate.stopAccepting()
-    for (const headers of [{}, { [DEADLINE_HEADER]: 'garbage' }]) {
+    for (const headers of [{}, { [DEADLINE_HEADER]: 'garbage' }] as Record<string, string>[]) {
       const call = new FakeCall({ headers })
       serverStack(gate).accept(call)
       expect(call.refusals[0]).toMatchObject({ status: 503, rejected: true, reason: 'draining', error: { code: ErrorCodes.DRAINING } })
