@@ -8,9 +8,9 @@
  * connection-level failure, as the HTTP demo's resets were: grpc-js's server API gives a handler no
  * stream to reset, and dropping the connection would fail every call multiplexed on it.
  *
- * Each attempt is counted as it arrives, with whether grpc-js sent it as a retry (the
- * `grpc-previous-rpc-attempts` metadata): the retries happen inside orders' grpc-js channel, so
- * this is where they are seen one by one.
+ * Each attempt is counted as it arrives, with whether orders' mesh sent it as a retry (the
+ * `grpc-previous-rpc-attempts` metadata, as gRPC A6 marks retries): this is where they are seen one
+ * by one.
  */
 import { ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js'
 import { createMesh } from '@meshlet/core'

@@ -70,7 +70,7 @@ export interface MeshEvents {
 export interface ServedStats {
   /** Attempts that reached the handler. */
   requests: number
-  /** Of those, the ones grpc-js sent as retries (`grpc-previous-rpc-attempts` ≥ 1). */
+  /** Of those, the ones sent as retries (`grpc-previous-rpc-attempts` ≥ 1). */
   retries: number
   ok: number
   injectedUnavailable: number

@@ -20,7 +20,7 @@
  * timings, OpenTelemetry metrics, diagnostics-channel events, mesh.inspect()) split into the windows
  * before and after the change. gRPC retries happen inside orders' grpc-js channel, out of the mesh's
  * sight, so they are counted where they land: each payments instance records every attempt it
- * served, and whether grpc-js sent it as a retry (`grpc-previous-rpc-attempts`); orders records
+ * served, and whether orders' mesh sent it as a retry (`grpc-previous-rpc-attempts`); orders records
  * its calls, so attempts − calls must equal those retries. It prints a report, and closes everything
  * through mesh.close(), which deregisters first. It exits non-zero when the client saw failures above 1%, the CLI or the policy
  * change failed, a service crashed, did not exit after closing or stayed registered, the control
@@ -61,11 +61,10 @@ spec:
   service: payments
   # Generous for a ~5 ms call, so that a busy machine slows the demo down without failing it.
   timeout: 3s
-  # At most 2 retries: grpc-js's retryPolicy in the service config the mesh makes of this (maxAttempts 3),
-  # on UNAVAILABLE, and for Charge, which orders marks idempotent (it carries an idempotency key), on
-  # INTERNAL too. The mesh's picker sends each retry to an instance the call has not tried yet. The
-  # budget becomes grpc-js's retryThrottling; the mesh's picker cancels an attempt with no answer
-  # within perTryTimeout, which grpc-js then retries.
+  # At most 2 retries by the mesh's client stack (the same retry role and budget as HTTP calls), on
+  # UNAVAILABLE, and for Charge, which orders marks idempotent (it carries an idempotency key), on
+  # INTERNAL too. Each retry goes to an instance the call has not tried yet; an attempt with no answer
+  # within perTryTimeout is cancelled and retried.
   retries: { attempts: 2, perTryTimeout: 1s, backoff: { base: 5ms, max: 50ms } }
   # Ejection after 5 failures in a row, for 1 s (scaled down from 30 s for a few seconds of traffic).
   outlier: { consecutiveFailures: 5, interval: 1s, baseEjectionTime: 1s }
@@ -493,7 +492,7 @@ async function run(): Promise<number> {
   console.log(`  while applying: from the CLI's start until orders' mesh.inspect() showed the new policy; each call counts in`)
   console.log(`  the window it started in, each attempt in the one it arrived in. payment: orders → payments as orders timed`)
   console.log(`  it, retries included; attempts: what the payments instances served; retries: attempts that arrived as`)
-  console.log(`  grpc-js retries (grpc-previous-rpc-attempts metadata)`)
+  console.log(`  the mesh's retries (grpc-previous-rpc-attempts metadata, as gRPC A6 marks them)`)
 
   // The payments endpoints as orders' mesh sees them, next to what each instance did itself.
   const endpoints = o.inspect.destinations.payments?.endpoints ?? []
