@@ -70,7 +70,9 @@ export function meshInterceptors(mesh: Mesh, service: string): Interceptor[] {
 export function meshClientOptions(mesh: Mesh, service: string, options: ClientOptions = {}): ClientOptions {
   if (options.interceptor_providers?.length) throw new TypeError('meshClientOptions: pass `interceptors`, not `interceptor_providers` (grpc-js allows only one of the two).')
   const reg = registrationOf(mesh)
-  return { ...options, ...(reg !== undefined ? { [MESH_ARG]: reg.id } : {}), interceptors: [...meshInterceptors(mesh, service), ...(options.interceptors ?? [])] }
+  // grpc-js's own retries off: the stack retries (grpc-js would otherwise also run every call as a
+  // retrying call that buffers its messages, for retries it is never configured to make).
+  return { 'grpc.enable_retries': 0, ...options, ...(reg !== undefined ? { [MESH_ARG]: reg.id } : {}), interceptors: [...meshInterceptors(mesh, service), ...(options.interceptors ?? [])] }
 }
 
 /**

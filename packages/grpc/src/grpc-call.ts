@@ -168,7 +168,12 @@ export class GrpcAttempt implements InterceptingListener {
       return this.#fail(new MeshletError(ErrorCodes.CLOSED, `meshlet: ${(err as Error)?.message ?? String(err)}`, { cause: err }))
     }
     this.real = real
-    const md = ctx.attempt === 1 ? call.metadata : call.metadata.clone()
+    let md = call.metadata
+    if (ctx.attempt > 1) {
+      md = md.clone()
+      // gRPC A6's marker of a retry, so that servers can tell one (and count it) as from grpc-js.
+      md.set('grpc-previous-rpc-attempts', String(ctx.attempt - 1))
+    }
     if (ctx.revision !== undefined) md.set(revisionKey, ctx.revision)
     this.#id = track(md, endpoint)
     if (budget !== Infinity) {
