@@ -201,8 +201,8 @@ describe('ControlSync', () => {
 })
 
 describe('InstanceLease', () => {
-  function lease(url: string, reports: Record<string, unknown>[] = [], heartbeatInterval?: number) {
-    const l = new InstanceLease({ client: new ControlClient({ url, token: JOIN }), instance: { service: 'payments', namespace: 'default', revision: 'v1', zone: 'z1' }, ttl: 60_000, heartbeatInterval, report: () => (reports.push({ n: reports.length }), { state: 'serving' }) })
+  function lease(url: string, reports: Record<string, unknown>[] = [], heartbeatInterval?: number, token = JOIN) {
+    const l = new InstanceLease({ client: new ControlClient({ url, token }), instance: { service: 'payments', namespace: 'default', revision: 'v1', zone: 'z1' }, ttl: 60_000, heartbeatInterval, report: () => (reports.push({ n: reports.length }), { state: 'serving' }), random: () => 0.5 })
     closers.push(() => l.end())
     return l
   }
@@ -257,5 +257,48 @@ describe('InstanceLease', () => {
     expect(reports.length).toBeGreaterThan(0)
     const items = (await admin.instances({ service: 'payments' })).items
     expect(items.map((i) => i.metadata.name)).toEqual([l.id])
+  })
+
+  it('keeps registering in the background while the endpoint is down, and registers once it is back', async () => {
+    // A port nobody listens on, then the endpoint on that very port.
+    const probe = await startTestControl()
+    const port = Number(new URL(probe.url).port)
+    await probe.close()
+    const l = lease(`http://127.0.0.1:${port}`)
+    const first = await l.register({ port: 4001 }).catch((e: unknown) => e)
+    expect(isMeshletError(first, ErrorCodes.UNREACHABLE)).toBe(true)
+    expect((first as Error).message).toMatch(/could not register .*keeps trying in the background/)
+    // A caller that drops the promise (the README's `server.listen(…, () => mesh.register(…))`):
+    // no unhandled rejection, which vitest would report as an error of this test.
+    void l.register({ port: 4001 })
+    const control = await startTestControl({ port })
+    closers.push(() => control.close())
+    await vi.waitFor(() => expect(l.id).toBeDefined(), { timeout: 10_000 })
+    const items = (await new ControlClient({ url: control.url, token: JOIN }).instances({ service: 'payments' })).items
+    expect(items.map((i) => i.metadata.name)).toEqual([l.id])
+    expect(await l.register({ port: 4001 })).toBe(l.id)
+  })
+
+  it('stops at a refusal that retrying cannot fix, answering with the endpoint\'s code and what to do', async () => {
+    const control = await startTestControl()
+    closers.push(() => control.close())
+    const l = lease(control.url, [], undefined, 'not-the-join-token')
+    const error = await l.register({ port: 4001 }).catch((e: unknown) => e)
+    expect(isMeshletError(error)).toBe(true)
+    expect((error as { code: string }).code).toMatch(/^MESHLET_ERR_(UNAUTHENTICATED|FORBIDDEN)$/)
+    expect((error as Error).message).toMatch(/refused registration .*Not retried/)
+    expect(l.end()).toBe(false) // nothing in flight: it stopped trying
+  })
+
+  it('end() during the backoff stops registering at once', async () => {
+    const probe = await startTestControl()
+    const port = Number(new URL(probe.url).port)
+    await probe.close()
+    const l = lease(`http://127.0.0.1:${port}`)
+    await l.register({ port: 4001 }).catch(() => undefined)
+    const waiting = l.register({ port: 4001 }).catch((e: unknown) => e)
+    const ended = l.end()
+    expect(isMeshletError(await waiting, ErrorCodes.CLOSED)).toBe(true)
+    expect(await ended).toBe(false)
   })
 })

@@ -82,4 +82,22 @@ describe('control endpoint outage', () => {
     expect(failures).toEqual([])
     expect(ok).toBeGreaterThan(duringOutage + 300)
   })
+
+  it('the README\'s `server.listen(port, () => mesh.register({ port }))` with the endpoint down neither crashes nor stays without a lease once it is up', { timeout: 30_000 }, async () => {
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const mesh = await createMesh({ service: 'payments', control: url, token: JOIN, shutdownSignals: false, drain: { delay: 0 } })
+    closers.push(() => mesh.close())
+    const server = createServer()
+    closers.push(() => new Promise((r) => server.close(r)))
+    // The promise is dropped, as in the README: a rejection here would be an unhandled one, which vitest reports.
+    server.listen(0, '127.0.0.1', () => void mesh.register({ port: (server.address() as AddressInfo).port }))
+    await once(server, 'listening')
+    expect(mesh.inspect().control?.lease).toBeNull()
+    const control = await spawnControl(await tempDir(), undefined, port)
+    closers.push(() => kill9(control.child))
+    await vi.waitFor(() => expect(mesh.inspect().control?.lease).toBeTruthy(), { timeout: 20_000 })
+    const items = (await new ControlClient({ url, token: JOIN }).instances({ service: 'payments' })).items
+    expect(items.map((i) => i.metadata.name)).toEqual([mesh.inspect().control!.lease])
+  })
 })

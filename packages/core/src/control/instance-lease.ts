@@ -4,6 +4,13 @@
  * Contract:
  * - `register` registers at most once: overlapping calls (an adapter's and the app's) share one
  *   registration, and later calls get the same lease id.
+ * - While the endpoint is unreachable or failing (no answer, 5xx, 408, 429), registering goes on in
+ *   the background, with backoff (0.25 s doubling to 10 s, jittered), until it succeeds or `end()`:
+ *   the lease comes once the endpoint is back. Each `register` call's promise settles with the next
+ *   outcome: the lease id, or the failure (MESHLET_ERR_UNREACHABLE, saying that it keeps trying). A
+ *   refusal that retrying cannot fix (a wrong token, an invalid registration) stops it and is
+ *   answered with the endpoint's code. The promises are never unhandled rejections: a caller that
+ *   ignores one (`server.listen(port, () => mesh.register({ port }))`) cannot crash the process.
  * - Each heartbeat carries `report()`. A lease the endpoint no longer has (expired during an
  *   outage, store restored) is registered anew under the same registration; other heartbeat
  *   failures are ignored (the next beat tries again).
@@ -11,7 +18,7 @@
  *   (and its caller gets MESHLET_ERR_CLOSED), and the lease is deregistered. Deregistration
  *   failures are swallowed: the lease then expires on its own.
  */
-import { ErrorCodes, MeshletError } from '../errors.js'
+import { errorInfo, ErrorCodes, MeshletError, type ErrorCode } from '../errors.js'
 import type { InstanceRegistration } from '../resources/instance.js'
 import { ControlRequestError, type ControlClient } from './control-client.js'
 
@@ -32,12 +39,34 @@ export interface InstanceLeaseOptions {
   heartbeatInterval?: number | undefined
   /** What each heartbeat reports about this instance. */
   report: () => Record<string, unknown>
+  /** Uniform in [0, 1), for the retry jitter (tests pass their own). */
+  random?: () => number
+}
+
+/** First wait before registering again after a failure, and the longest. */
+export const REGISTER_RETRY_MIN = 250
+export const REGISTER_RETRY_MAX = 10_000
+
+/** Failures that a later try may not meet: no answer, the endpoint failing, or asking to slow down. */
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof ControlRequestError)) return true
+  return err.status === 0 || err.status >= 500 || err.status === 408 || err.status === 429
+}
+
+/** A promise whose rejection is never reported as unhandled (callers may drop it). */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined)
+  return p
 }
 
 export class InstanceLease {
   readonly #o: InstanceLeaseOptions
   #lease: { id: string; timer: NodeJS.Timeout; registration: InstanceRegistration } | undefined
   #registering: Promise<string> | undefined
+  /** Callers waiting for the next outcome of the background registration. */
+  #waiting: { resolve: (id: string) => void; reject: (err: unknown) => void }[] = []
+  /** Wakes the background registration from its backoff (end() does). */
+  #wake: (() => void) | undefined
   #ended = false
 
   constructor(options: InstanceLeaseOptions) {
@@ -50,10 +79,58 @@ export class InstanceLease {
   }
 
   register(options: RegisterOptions): Promise<string> {
-    if (this.#ended) return Promise.reject(new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.#o.instance.service}" is closing; it does not register any more.`))
+    if (this.#ended) return handled(Promise.reject(new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.#o.instance.service}" is closing; it does not register any more.`)))
     if (this.#lease !== undefined) return Promise.resolve(this.#lease.id)
-    this.#registering ??= this.#registerOnce(options).finally(() => (this.#registering = undefined))
-    return this.#registering
+    const next = handled(new Promise<string>((resolve, reject) => this.#waiting.push({ resolve, reject })))
+    this.#registering ??= handled(this.#keepRegistering(options).finally(() => (this.#registering = undefined)))
+    return next
+  }
+
+  /** Registers, and on a transient failure tries again after a backoff, until it succeeds, is refused for good, or end(). */
+  async #keepRegistering(options: RegisterOptions): Promise<string> {
+    const random = this.#o.random ?? Math.random
+    let wait = REGISTER_RETRY_MIN
+    for (;;) {
+      try {
+        const id = await this.#registerOnce(options)
+        this.#tell((w) => w.resolve(id))
+        return id
+      } catch (err) {
+        const retrying = !this.#ended && isTransient(err)
+        const error = this.#explain(err, retrying, wait)
+        this.#tell((w) => w.reject(error))
+        if (!retrying) throw error
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.round(wait * (0.5 + random())))
+        timer.unref()
+        this.#wake = () => (clearTimeout(timer), resolve())
+      })
+      this.#wake = undefined
+      wait = Math.min(REGISTER_RETRY_MAX, wait * 2)
+      if (this.#ended) {
+        const error = new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.#o.instance.service}" closed before it could register.`)
+        this.#tell((w) => w.reject(error))
+        throw error
+      }
+    }
+  }
+
+  #tell(settle: (w: { resolve: (id: string) => void; reject: (err: unknown) => void }) => void): void {
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const w of waiting) settle(w)
+  }
+
+  #explain(err: unknown, retrying: boolean, wait: number): unknown {
+    if (err instanceof MeshletError) return err
+    const { service, namespace } = this.#o.instance
+    const why = (err as Error)?.message ?? String(err)
+    if (retrying) {
+      return new MeshletError(ErrorCodes.UNREACHABLE, `Mesh "${service}" (namespace "${namespace}") could not register with the control endpoint: ${why}. It keeps trying in the background (next try in about ${Math.round(wait / 1000 * 10) / 10}s, backing off to ${REGISTER_RETRY_MAX / 1000}s) and registers once the endpoint is back; calls it makes are not affected.`, { cause: err, details: { service, namespace } })
+    }
+    const code = err instanceof ControlRequestError && errorInfo(err.code) !== undefined ? (err.code as ErrorCode) : ErrorCodes.UNKNOWN
+    return new MeshletError(code, `Mesh "${service}" (namespace "${namespace}") was refused registration by the control endpoint: ${why}. Not retried: fix this (a join token is passed as \`token\` to createMesh) and register again.`, { cause: err, details: { service, namespace } })
   }
 
   /**
@@ -63,6 +140,7 @@ export class InstanceLease {
    */
   end(): Promise<boolean> | false {
     this.#ended = true
+    this.#wake?.()
     if (this.#registering === undefined && this.#lease === undefined) return false
     return this.#end()
   }
