@@ -382,10 +382,10 @@ describe('retryFilter', () => {
         `Call to "payments" failed at ${r.seen.endpoint!.url} on attempt 1: ECONNREFUSED connect ECONNREFUSED 10.0.0.1:80. Not retried: the retry budget is spent (the destination is failing broadly; retrying would add load). Deadline left: 2000ms; retry budget left: 0.`,
       )
       expect(err.retryable).toBe(false)
-      expect(err.details).toEqual({ service: 'payments', endpoint: r.seen.endpoint!.url, attempt: 1, stoppedBy: 'budget_exhausted' })
+      expect(err.details).toEqual({ service: 'payments', endpoint: r.seen.endpoint!.url, tried: [r.seen.endpoint!.url], attempt: 1, stoppedBy: 'budget_exhausted' })
     })
 
-    it('names the last endpoint tried and the budget left after the retries', async () => {
+    it('names the last endpoint tried, every earlier one, and the budget left after the retries', async () => {
       const { env, handle, call } = setup({ budget: new RetryBudget(20, 10, 10_000), pick: true, policy: { attempts: 1 } })
       handle.answerWith(() => {
         throw transportError('ECONNREFUSED')
@@ -394,6 +394,8 @@ describe('retryFilter', () => {
       const [first, second] = handle.received
       expect(second!.seen.endpoint).not.toBe(first!.seen.endpoint)
       expect(err.message).toContain(`failed at ${second!.seen.endpoint!.url} on attempt 2`)
+      expect(err.message).toContain(`Earlier attempts failed at ${first!.seen.endpoint!.url}.`)
+      expect(err.details).toMatchObject({ tried: [first!.seen.endpoint!.url, second!.seen.endpoint!.url] })
       expect(err.message).toMatch(/Deadline left: none set; retry budget left: 99\.$/)
     })
   })

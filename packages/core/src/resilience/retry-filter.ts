@@ -173,9 +173,13 @@ function explainFailure(ctx: CallContext, err: unknown, stoppedBy: string, budge
             ? ` Not retried: the caller cancelled the call (after ${ctx.attempt} attempt(s)).`
             : ` Gave up after ${ctx.attempt} attempt(s) (${stoppedBy}).`
   const code = stoppedBy === 'budget_exhausted' ? ErrorCodes.BUDGET_EXHAUSTED : stoppedBy === 'cancelled' ? ErrorCodes.CANCELLED : ErrorCodes.UPSTREAM
-  return new MeshletError(code, `Call to "${ctx.service}" failed at ${ctx.endpoint?.url ?? '(no endpoint)'} on attempt ${ctx.attempt}: ${cause?.code ? `${cause.code} ` : ''}${cause?.message ?? String(err)}.${why} Deadline left: ${left}; retry budget left: ${Math.floor(budget.balance())}.`, {
+  // Every endpoint the call tried, not only the last: the person on call needs to know whether one
+  // instance or the whole destination failed.
+  const earlier = (ctx.tried ?? []).filter((e) => e !== ctx.endpoint).map((e) => e.url)
+  const also = earlier.length === 0 ? '' : ` Earlier attempts failed at ${earlier.join(', ')}.`
+  return new MeshletError(code, `Call to "${ctx.service}" failed at ${ctx.endpoint?.url ?? '(no endpoint)'} on attempt ${ctx.attempt}: ${cause?.code ? `${cause.code} ` : ''}${cause?.message ?? String(err)}.${why}${also} Deadline left: ${left}; retry budget left: ${Math.floor(budget.balance())}.`, {
     cause: err,
     retryable: false,
-    details: { service: ctx.service, endpoint: ctx.endpoint?.url, attempt: ctx.attempt, stoppedBy },
+    details: { service: ctx.service, endpoint: ctx.endpoint?.url, tried: [...earlier, ...(ctx.endpoint !== undefined ? [ctx.endpoint.url] : [])], attempt: ctx.attempt, stoppedBy },
   })
 }
