@@ -1,6 +1,8 @@
 /** The `meshlet` CLI, compiled, against an endpoint on loopback. */
-import { writeFile } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { access, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ControlServer } from '../src/index.js'
 import { ADMIN, call, issuePolicyYaml, JOIN, removeTempDirs, runCli, startTestControl, tempDir } from './control-harness.js'
@@ -94,6 +96,44 @@ describe('meshlet apply', () => {
     const r = await runCli(['apply', '-f', await file('p2.yaml', issuePolicyYaml), '--token', JOIN], env)
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('[MESHLET_ERR_FORBIDDEN]')
+  })
+
+  it('with no token at all, says it needs the admin token (not the join token) before sending anything', async () => {
+    const rv = server.state.resourceVersion
+    const r = await runCli(['apply', '-f', await file('p3.yaml', issuePolicyYaml)], { MESHLET_CONTROL: server.url, MESHLET_TOKEN: '' })
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('apply changes configuration and needs the admin token: pass --token or set MESHLET_TOKEN')
+    expect(r.stderr).not.toContain('join token')
+    expect(server.state.resourceVersion).toBe(rv)
+  })
+
+  it('a file that is not there exits 1 saying so, not 2 with the usage', async () => {
+    const r = await runCli(['apply', '-f', join(dir, 'missing.yaml')], env)
+    expect(r.code).toBe(1)
+    expect(r.stderr.trim()).toBe(`error: cannot read ${join(dir, 'missing.yaml')}: no such file`)
+  })
+})
+
+describe('meshlet control', () => {
+  it('on a port in use fails before creating anything in the data directory, and says why', async () => {
+    const data = join(await tempDir(), 'fresh')
+    const port = new URL(server.url).port
+    const r = await runCli(['control', '--port', port, '--data', data], { MESHLET_TOKEN: '', MESHLET_JOIN_TOKEN: '' })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`127.0.0.1:${port} is already in use`)
+    expect(r.stdout).not.toContain('token')
+    await expect(access(data)).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('the bin launcher runs the built CLI (installable before a build: it is committed)', async () => {
+    const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn(process.execPath, [fileURLToPath(new URL('../bin/meshlet.js', import.meta.url)), 'schema', 'routes', '-o', 'yaml'], { stdio: ['ignore', 'pipe', 'inherit'] })
+      let stdout = ''
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+      child.on('exit', (code) => resolve({ code, stdout }))
+    })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('title: Route')
   })
 })
 

@@ -14,6 +14,7 @@ export async function applyCommand(ctx: CliContext): Promise<number> {
   if (files.length === 0) throw new UsageError('apply needs at least one -f FILE (or -f - for stdin)')
   if (ctx.positionals.length > 0) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"; name files with -f`)
   const dryRun = ctx.values['dry-run'] === true
+  if (ctx.token === undefined) throw new UsageError('apply changes configuration and needs the admin token: pass --token or set MESHLET_TOKEN (the token `meshlet control` printed as "admin token")')
   const registry = builtinResourceRegistry()
 
   const docs: { where: string; raw: Record<string, unknown>; resource: Resource }[] = []
@@ -103,6 +104,8 @@ async function readSource(file: string): Promise<string> {
     return buf.toString('utf8')
   } catch (e) {
     if (e instanceof UsageError) throw e
-    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    // Not a command-line mistake (exit 2) but a file that is not there or not readable (exit 1).
+    const code = (e as NodeJS.ErrnoException).code
+    throw new Error(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`)
   }
 }

@@ -11,6 +11,8 @@ export interface CliContext {
   namespace: string
   allNamespaces: boolean
   output: OutputFormat
+  /** The token the client sends (--token, else $MESHLET_TOKEN), if any. */
+  token: string | undefined
   client(): ControlClient
   out(text: string): void
 }

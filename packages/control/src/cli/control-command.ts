@@ -1,3 +1,4 @@
+import { createServer } from 'node:net'
 import { startControl } from '../http/control-server.js'
 import { stderrLogger } from '../logger.js'
 import { UsageError, type CliContext } from './cli-context.js'
@@ -8,9 +9,12 @@ export async function controlCommand(ctx: CliContext): Promise<number> {
   const portText = (ctx.values.port as string | undefined) ?? '7070'
   const port = Number(portText)
   if (!/^\d{1,5}$/.test(portText) || port > 65_535) throw new UsageError(`--port ${portText}: expected a port number 0-65535`)
+  const host = (ctx.values.host as string | undefined) ?? '127.0.0.1'
+  // Before anything is created in the data directory (tokens on a first start): a busy port fails here.
+  await checkPortFree(host, port)
   const server = await startControl({
     port,
-    host: (ctx.values.host as string | undefined) ?? '127.0.0.1',
+    host,
     dataDir: (ctx.values.data as string | undefined) ?? './meshlet-data',
     adminToken: process.env.MESHLET_TOKEN,
     joinToken: process.env.MESHLET_JOIN_TOKEN,
@@ -30,4 +34,15 @@ export async function controlCommand(ctx: CliContext): Promise<number> {
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
   return -1
+}
+
+/** Fails with what to do when `host:port` cannot be listened on (in use, or not allowed). */
+function checkPortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new Error(e.code === 'EADDRINUSE' ? `${host}:${port} is already in use (another meshlet control?); stop it or pass --port` : `cannot listen on ${host}:${port}: ${e.code ?? e.message}`)),
+    )
+    probe.listen(port, host, () => probe.close(() => resolve()))
+  })
 }

@@ -81,17 +81,15 @@ export async function main(argv: string[], out: (text: string) => void = (t) => 
     if (output !== 'table' && output !== 'json' && output !== 'yaml') throw new UsageError(`-o ${output}: use table, json or yaml`)
     if (values['all-namespaces'] && values.namespace !== undefined) throw new UsageError('use either -n or -A, not both')
     let client: ControlClient | undefined
+    const token = (values.token as string | undefined) ?? (process.env.MESHLET_TOKEN || undefined)
     return await command.run({
       positionals: parsed.positionals,
       values,
       namespace: (values.namespace as string | undefined) ?? 'default',
       allNamespaces: values['all-namespaces'] === true,
       output,
-      client: () =>
-        (client ??= new ControlClient({
-          url: (values.control as string | undefined) ?? process.env.MESHLET_CONTROL ?? 'http://127.0.0.1:7070',
-          token: (values.token as string | undefined) ?? process.env.MESHLET_TOKEN,
-        })),
+      token,
+      client: () => (client ??= new ControlClient({ url: (values.control as string | undefined) ?? process.env.MESHLET_CONTROL ?? 'http://127.0.0.1:7070', token })),
       out,
     })
   } catch (e) {
@@ -116,8 +114,9 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
+/** Runs the CLI as a process: its exit code from main() (bin/meshlet.js calls this). */
+export function run(argv: string[]): void {
+  main(argv).then(
     (code) => {
       // `control` keeps running; every other command ends here.
       if (code !== -1) process.exitCode = code
@@ -128,3 +127,5 @@ if (isEntryPoint()) {
     },
   )
 }
+
+if (isEntryPoint()) run(process.argv.slice(2))
