@@ -1,6 +1,7 @@
 /**
- * What a gRPC status means to the mesh: one classifier for the balancer's outcome feedback, the
- * breaker and metrics (DESIGN §3), plus the retry rules that service config expresses.
+ * What a gRPC status means to the mesh: one classifier for the client stack's retry, breaker,
+ * balancer and metrics (DESIGN §3), with the statuses it retries for every method and for methods
+ * marked idempotent.
  */
 import { Classification, ErrorCodes, isMeshletError, REJECTED_HEADER, type ResponseClassifier } from '@meshlet/core'
 import { status as Status, type Metadata } from '@grpc/grpc-js'
