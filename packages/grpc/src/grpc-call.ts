@@ -155,10 +155,12 @@ export class GrpcAttempt implements InterceptingListener {
   }
 
   /**
-   * Makes the real call to `ctx.endpoint` (marked so that the picker pins it there), replays what
-   * the caller sent so far, and bounds it by `budget` ms until its response (`expired` then).
+   * Makes the real call to `ctx.endpoint` (marked so that the picker pins it there) and replays
+   * what the caller sent so far. With `budget` (ms; a per-try timeout shorter than the deadline),
+   * an attempt without its response by then fails with `expired()`; the call's own deadline needs
+   * no timer here: grpc-js enforces it (`grpc-timeout` from the call options).
    */
-  start(ctx: CallContext, endpoint: EndpointState, budget: number, expired: () => Error, revisionKey: string): void {
+  start(ctx: CallContext, endpoint: EndpointState, budget: number | undefined, expired: (ctx: CallContext) => Error, revisionKey: string): void {
     const call = this.call
     let real: InterceptingCallInterface
     try {
@@ -176,9 +178,9 @@ export class GrpcAttempt implements InterceptingListener {
     }
     if (ctx.revision !== undefined) md.set(revisionKey, ctx.revision)
     this.#id = track(md, endpoint)
-    if (budget !== Infinity) {
+    if (budget !== undefined) {
       this.#timer = setTimeout(() => {
-        this.#fail(expired())
+        this.#fail(expired(ctx))
         real.cancelWithStatus(Status.CANCELLED, 'meshlet: attempt timed out')
       }, budget)
     }

@@ -48,7 +48,8 @@ function newGrpcProtocol(mesh: Mesh): ClientProtocol<GrpcCall, GrpcAttempt> {
         if (call.cancelled !== undefined || call.done) return reject(new MeshletError(ErrorCodes.CANCELLED, `Call to "${call.service}" was cancelled by its caller.`))
         const budget = Math.min(ctx.deadline, ctx.attemptDeadline) - Date.now()
         if (budget <= 0) return reject(attemptExpired(ctx))
-        new GrpcAttempt(call, resolve, reject).start(ctx, ctx.endpoint!, budget, () => attemptExpired(ctx), ROUTE_REVISION_KEY)
+        // Only a per-try timeout needs a timer of ours; grpc-js ends the call at its deadline.
+        new GrpcAttempt(call, resolve, reject).start(ctx, ctx.endpoint!, ctx.attemptDeadline < ctx.deadline ? budget : undefined, attemptExpired, ROUTE_REVISION_KEY)
       }),
     // A request stream past MAX_KEPT_MESSAGES, or a call already committed to a response, is not sent again.
     canResend: (call) => call.kept !== undefined && !call.done,
