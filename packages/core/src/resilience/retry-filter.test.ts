@@ -235,17 +235,18 @@ describe('retryFilter', () => {
       expect(retries('deadline')).toBe(1)
     })
 
-    it('backs off before each retry: the base, then doubled (jitter 0)', async () => {
+    it('sends the first retry at once, then backs off the base, doubled after (jitter 0)', async () => {
       vi.useFakeTimers()
-      const { env, handle, call } = setup({ env: fakeEnv({ now: 'timers', fallback: 0 }), policy: { backoffBase: 100, backoffMax: 400 } })
+      const { env, handle, call } = setup({ env: fakeEnv({ now: 'timers', fallback: 0 }), policy: { attempts: 3, backoffBase: 100, backoffMax: 400 } })
       const out = call(fakeCall(), callContext(env, { timeout: 10_000 }))
       ;(await handle.next()).respond(response(503))
+      ;(await handle.next()).respond(response(503)) // the first retry went at once
       await vi.advanceTimersByTimeAsync(99)
-      expect(handle.received).toHaveLength(1)
+      expect(handle.received).toHaveLength(2)
       await vi.advanceTimersByTimeAsync(1)
       ;(await handle.next()).respond(response(503))
       await vi.advanceTimersByTimeAsync(199)
-      expect(handle.received).toHaveLength(2)
+      expect(handle.received).toHaveLength(3)
       await vi.advanceTimersByTimeAsync(1)
       ;(await handle.next()).respond(response(200))
       await expect(out).resolves.toMatchObject({ status: 200 })
@@ -253,13 +254,12 @@ describe('retryFilter', () => {
 
     it('never sends a retry at or past the deadline when the backoff outlasts the time left', async () => {
       vi.useFakeTimers()
-      // The jitter, from the stack's random source: backoffs of round(1.6 × 25) = 40 ms, then 80 ms.
+      // The first retry goes at once; the jitter, from the stack's random source, makes the next backoff round(1.6 × 25) = 40 ms.
       const { env, handle, retries, call } = setup({ env: fakeEnv({ now: 'timers', fallback: 0.6 }), policy: { backoffBase: 25, backoffMax: 250 } })
       const out = call(fakeCall(), callContext(env, { timeout: 1000 }))
       ;(await handle.next()).respond(response(503))
-      await vi.advanceTimersByTimeAsync(40)
       const r2 = await handle.next()
-      await vi.advanceTimersByTimeAsync(920) // 40 ms left: more than the 25 ms base, less than the 80 ms backoff
+      await vi.advanceTimersByTimeAsync(970) // 30 ms left: more than the 25 ms base, less than the 40 ms backoff
       r2.respond(response(503))
       await expect(out).resolves.toMatchObject({ status: 503, discarded: false })
       await vi.advanceTimersByTimeAsync(200)
@@ -308,8 +308,7 @@ describe('retryFilter', () => {
       const ac = new AbortController()
       const out = call(fakeCall(), callContext(env, { signal: ac.signal })).catch((e: unknown) => e)
       ;(await handle.next()).fail(transportError('ECONNREFUSED'))
-      await vi.advanceTimersByTimeAsync(100)
-      ;(await handle.next()).fail(transportError('ECONNREFUSED'))
+      ;(await handle.next()).fail(transportError('ECONNREFUSED')) // the first retry went at once; now the 100 ms backoff
       await vi.advanceTimersByTimeAsync(10)
       ac.abort()
       const err = failure(await out)

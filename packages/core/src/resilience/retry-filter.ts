@@ -6,8 +6,8 @@
  * Reads: `ctx.attempt`, `ctx.retryAttempts` (a route's) or the policy's attempts, `ctx.deadline`,
  * `ctx.signal`; the classifier's verdict; `protocol.retryAfter` and `protocol.canResend`.
  * Changes: `ctx.attempt` (one per retry). Guarantees: every call deposits in the budget and every
- * retry withdraws from it; waits the backoff (or a longer Retry-After) on the stack's clock and
- * random source; never sends a retry at or past the deadline, after a cancellation, or a body that
+ * retry withdraws from it; the first retry goes at once (to another endpoint), later ones wait the
+ * backoff, a longer Retry-After always, on the stack's clock and random source; never sends a retry at or past the deadline, after a cancellation, or a body that
  * cannot be sent again; a response it gives up on is handed back as it is, an error becomes a
  * MeshletError that says which endpoint, which attempt, why it stopped, the budget and the deadline
  * left. Each decision is counted in `meshlet.retries` (outcome `sent` or the reason it stopped).
@@ -30,11 +30,14 @@ class RetryableAttempt extends Error {
 }
 
 /**
- * Backoff before retry `n` (1 for the first): exponential from the base, capped, with jitter of up
- * to the same again (as p-retry's `randomize`), drawn from the stack's random source.
+ * Backoff before retry `n` (1 for the first). The first goes at once: it goes to another endpoint
+ * (Finagle requeues the same way), and the budget already bounds how many there are; a failover
+ * then costs no wait. Later ones wait exponentially from the base, capped, with jitter of up to
+ * the same again (as p-retry's `randomize`), drawn from the stack's random source.
  */
 export function backoffDelay(policy: Pick<RetryPolicy, 'backoffBase' | 'backoffMax'>, n: number, random: () => number): number {
-  return Math.min(policy.backoffMax, Math.round((1 + random()) * policy.backoffBase * 2 ** (n - 1)))
+  if (n <= 1) return 0
+  return Math.min(policy.backoffMax, Math.round((1 + random()) * policy.backoffBase * 2 ** (n - 2)))
 }
 
 /** Waits `ms`, or rejects with the signal's reason when it aborts first. */
