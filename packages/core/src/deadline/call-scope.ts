@@ -34,15 +34,14 @@ export function parseDeadlineHeader(value: string | string[] | undefined, now = 
   return Math.min(Number(text), now + MAX_INBOUND_DEADLINE_MS)
 }
 
-export function deadlineExceeded(service: string, deadline: number, attempt: number, sent: boolean, perTry = false): MeshletError {
+/** The call's own deadline passed: before it was sent (`sent` false), or while waiting for its answer. A per-try timeout is `attemptExpired`. */
+export function deadlineExceeded(service: string, deadline: number, attempt: number, sent: boolean): MeshletError {
   const late = Math.max(0, Date.now() - deadline)
   return new MeshletError(
     ErrorCodes.DEADLINE,
-    perTry
-      ? `Attempt ${attempt} to "${service}" got no response headers within its per-try timeout; it may be retried on another endpoint.`
-      : sent
+    sent
       ? `Call to "${service}" ran past its deadline on attempt ${attempt} (${late}ms late); raise the service's timeout or the caller's deadline if the work needs longer.`
       : `Call to "${service}" was not sent: its deadline passed ${late}ms ago (attempt ${attempt}). The time was used up before this hop; check the upstream timeout.`,
-    { retryable: perTry, details: { service, deadline, attempt, sent, perTry } },
+    { retryable: false, details: { service, deadline, attempt, sent, perTry: false } },
   )
 }

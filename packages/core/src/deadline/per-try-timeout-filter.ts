@@ -20,7 +20,7 @@ export function perTryTimeoutFilter<Req, Res>(env: StackEnv): Filter<Req, Res> {
 
 /** The error an attempt fails with when its time (the per-try timeout or the call's deadline) ran out before response headers. */
 export function attemptExpired(ctx: CallContext): MeshletError {
-  if (ctx.attemptDeadline >= ctx.deadline) return deadlineExceeded(ctx.service, ctx.deadline, ctx.attempt, true, false)
+  if (ctx.attemptDeadline >= ctx.deadline) return deadlineExceeded(ctx.service, ctx.deadline, ctx.attempt, true)
   const at = ctx.endpoint?.url ?? '(no endpoint)'
   const next = ctx.idempotent ? 'it is retried on another endpoint while attempts, budget and deadline allow' : 'not retried (the call is not idempotent: the server may be processing it)'
   return new MeshletError(ErrorCodes.DEADLINE, `Attempt ${ctx.attempt} to "${ctx.service}" got no response headers from ${at} within the perTryTimeout of ${ctx.perTryTimeout}ms; ${next}.`, {
