@@ -17,6 +17,13 @@ import type { EndpointState } from './endpoint-state.js'
 
 export function pickFilter<Req, Res>(balancer: Balancer, protocol: ClientProtocol<Req, Res>, env: StackEnv = systemEnv): Filter<Req, Res> {
   const { classifier, usable, whenEnded } = protocol
+  /** The attempt's one record: out of flight, its outcome and latency, the load the server reported. */
+  const settle = (req: Req, ctx: CallContext, e: EndpointState, res: Res, ms: number): void => {
+    e.inflight--
+    balancer.record(e, classifier.response(req, ctx, res), ms)
+    const load = protocol.reportedLoad(res)
+    if (load !== undefined) balancer.reportLoad(e, load)
+  }
   const attempt = (req: Req, ctx: CallContext, next: Service<Req, Res>, e: EndpointState): Promise<Res> => {
     ctx.endpoint = e
     e.inflight++
@@ -24,13 +31,8 @@ export function pickFilter<Req, Res>(balancer: Balancer, protocol: ClientProtoco
     return next(req, ctx).then(
       (res) => {
         const ms = performance.now() - t0
-        const ended = (final: Res): void => {
-          e.inflight--
-          balancer.record(e, classifier.response(req, ctx, final), ms)
-          const load = protocol.reportedLoad(final)
-          if (load !== undefined) balancer.reportLoad(e, load)
-        }
-        if (whenEnded === undefined || !whenEnded(res, ended)) ended(res)
+        // A closure only for a transport that streams responses (gRPC); HTTP records at once.
+        if (whenEnded === undefined || !whenEnded(res, (final) => settle(req, ctx, e, final, ms))) settle(req, ctx, e, res, ms)
         return res
       },
       (err: unknown) => {

@@ -15,8 +15,10 @@ export function metricsFilter<Req, Res>(protocol: ClientProtocol<Req, Res>): Fil
   return (req, ctx, next) =>
     next(req, ctx).then(
       (res) => {
-        const ended = (final: Res): void => protocol.recordDuration(req, ctx, final, undefined, (performance.now() - ctx.start) / 1000)
-        if (whenEnded === undefined || !whenEnded(res, ended)) ended(res)
+        // A closure only for a transport that streams responses (gRPC); HTTP records at once.
+        if (whenEnded === undefined || !whenEnded(res, (final) => protocol.recordDuration(req, ctx, final, undefined, (performance.now() - ctx.start) / 1000))) {
+          protocol.recordDuration(req, ctx, res, undefined, (performance.now() - ctx.start) / 1000)
+        }
         return res
       },
       (err: unknown) => {
