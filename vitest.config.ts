@@ -14,6 +14,7 @@ export default defineConfig({
       { extends: true, test: { name: 'core', root: 'packages/core', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] } },
       { extends: true, test: { name: 'http', root: 'packages/http', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] } },
       { extends: true, test: { name: 'grpc', root: 'packages/grpc', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'events', root: 'packages/events', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] } },
       // Crash tests run the compiled CLI in child processes: globalSetup builds it first (incrementally).
       { extends: true, test: { name: 'control', root: 'packages/control', include: ['src/**/*.test.ts', 'test/**/*.test.ts'], globalSetup: ['test/build-once.ts'] } },
     ],

@@ -85,6 +85,15 @@ export const ErrorCodes = {
   INTERNAL: 'MESHLET_ERR_INTERNAL',
   /** The control client got no answer from the endpoint. */
   UNREACHABLE: 'MESHLET_ERR_UNREACHABLE',
+  /** A body in a media type the endpoint does not take (JSON sent as text/plain, say). */
+  UNSUPPORTED_MEDIA_TYPE: 'MESHLET_ERR_UNSUPPORTED_MEDIA_TYPE',
+  // Events: CloudEvents codecs, brokers, triggers.
+  /** Not a valid CloudEvent (a missing or malformed attribute, bad encoding); the message names the rule. */
+  EVENT_INVALID: 'MESHLET_ERR_EVENT_INVALID',
+  /** An event (or batch) larger than the receiver's limit. */
+  EVENT_TOO_LARGE: 'MESHLET_ERR_EVENT_TOO_LARGE',
+  /** The broker could not take the event durably (down, closing, or its disk failed). */
+  BROKER_UNAVAILABLE: 'MESHLET_ERR_BROKER_UNAVAILABLE',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
@@ -135,6 +144,10 @@ export const errorRegistry: { readonly [C in ErrorCode]: ErrorCodeInfo } = {
   MESHLET_ERR_STORE_LOCKED: { http: 500, grpc: G.INTERNAL, retryable: false, action: 'Another control endpoint uses this data directory: stop it, or give this one another --data.' },
   MESHLET_ERR_INTERNAL: { http: 500, grpc: G.INTERNAL, retryable: false, action: 'A bug or an unexpected failure: the log of the process that answered has the details.' },
   MESHLET_ERR_UNREACHABLE: { http: 503, grpc: G.UNAVAILABLE, retryable: true, action: 'Check the control endpoint\'s address (--control, MESHLET_CONTROL) and that it runs; the data plane keeps its last-known-good config.' },
+  MESHLET_ERR_UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: G.INVALID_ARGUMENT, retryable: false, action: 'Send the body with the Content-Type the message names (application/json for the control API).' },
+  MESHLET_ERR_EVENT_INVALID: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, action: 'Send a valid CloudEvent (the message names the attribute or rule that failed); resending it unchanged fails the same way.' },
+  MESHLET_ERR_EVENT_TOO_LARGE: { http: 413, grpc: G.INVALID_ARGUMENT, retryable: false, action: 'Send a smaller event (the message gives the limit), or raise maxEventSize on the receiver and the broker.' },
+  MESHLET_ERR_BROKER_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, retryable: true, action: 'Publish again later (the event was not stored), or give events() an outbox so publishing survives broker outages; check the broker\'s process and disk.' },
 }
 
 /** The canonical code of each HTTP status a code uses: status → code → status is the identity. */
@@ -147,6 +160,7 @@ const CODE_FOR_HTTP: ReadonlyMap<number, ErrorCode> = new Map<number, ErrorCode>
   [409, ErrorCodes.CONFLICT],
   [410, ErrorCodes.RESYNC],
   [413, ErrorCodes.TOO_LARGE],
+  [415, ErrorCodes.UNSUPPORTED_MEDIA_TYPE],
   [422, ErrorCodes.CONFIG_INVALID],
   [429, ErrorCodes.RATE_LIMITED],
   [499, ErrorCodes.CANCELLED],
