@@ -3,6 +3,7 @@
  * exact over time by smooth weighted round-robin, or sticky by a header's hash), its timeout and
  * its faults. Immutable; a new table replaces the old one on update.
  */
+import { compilePathRegex, type PathRegex } from './path-regex.js'
 import type { RouteRule, RouteSpec } from './route-spec.js'
 
 /** What the router may read from a request; a transport supplies it. */
@@ -26,7 +27,7 @@ export class CompiledRule {
   readonly fault: RouteRule['fault']
   readonly mirror: RouteRule['mirror']
   readonly #rule: RouteRule
-  readonly #regex: RegExp | undefined
+  readonly #regex: PathRegex | undefined
   readonly #targets: Target[] | undefined
   readonly #sticky: string | undefined
   readonly #query: [string, string][] | undefined
@@ -37,7 +38,7 @@ export class CompiledRule {
     this.retries = rule.retries
     this.fault = rule.fault
     this.mirror = rule.mirror
-    this.#regex = rule.match?.path?.regex !== undefined ? new RegExp(rule.match.path.regex) : undefined
+    this.#regex = rule.match?.path?.regex !== undefined ? pathRegexOf(rule.match.path.regex) : undefined
     this.#targets = rule.split?.filter((t) => t.weight > 0).map((t) => ({ revision: t.revision, weight: t.weight, current: 0 }))
     this.#sticky = rule.sticky?.header
     this.#query = rule.match?.query ? Object.entries(rule.match.query) : undefined
@@ -112,4 +113,11 @@ function fnv1a(text: string): number {
     h = Math.imul(h, 0x01000193)
   }
   return h >>> 0
+}
+
+/** Rules reach a table validated (checkRouteRules compiled the regex), so a failure here is a bug. */
+function pathRegexOf(source: string): PathRegex {
+  const compiled = compilePathRegex(source)
+  if (typeof compiled === 'string') throw new Error(`route path regex ${JSON.stringify(source)} ${compiled}`)
+  return compiled
 }
