@@ -18,6 +18,7 @@ import { ErrorCodes, MeshletError } from './errors.js'
 import { Lifecycle, type DrainableServer, type LifecycleState } from './lifecycle/lifecycle.js'
 import { AdmissionController, type AdmissionSnapshot } from './admission/admission-controller.js'
 import { InboundGate } from './server/inbound-gate.js'
+import type { AdvertisedTriggerEntry } from './resources/instance.js'
 import { RouteTable } from './routing/route-table.js'
 import { channels, publish } from './telemetry/diagnostics.js'
 import { MeshMetrics } from './telemetry/metrics.js'
@@ -177,6 +178,20 @@ export class Mesh implements AsyncDisposable {
     if (this.#lease === undefined) return Promise.reject(new MeshletError(ErrorCodes.CONFIG_INVALID, `Mesh "${this.service}" has no control endpoint to register with; pass \`control\` to createMesh.`))
     if (this.#lifecycle.closing) return Promise.reject(new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.service}" is closing; it does not register any more.`))
     return this.#lease.register(options)
+  }
+
+  /**
+   * Sets the event triggers this instance advertises in its registration (the whole list; `[]`
+   * for none), for @meshlet/events. Registered already: the lease is replaced by one carrying them.
+   * Without a control endpoint there is no broker to tell, and this does nothing.
+   */
+  advertise(triggers: readonly AdvertisedTriggerEntry[]): void {
+    this.#lease?.advertise(triggers)
+  }
+
+  /** The control endpoint this mesh follows and the token it was given; undefined in static mode. For clients of its other APIs (the event ingress). */
+  get controlEndpoint(): { readonly url: string; readonly token: string | undefined } | undefined {
+    return this.#control === undefined ? undefined : { url: this.#control.url, token: this.#options.token }
   }
 
   /** What this instance tells the control endpoint about itself with each heartbeat (for `meshlet inspect`). */

@@ -14,12 +14,16 @@
  * - Each heartbeat carries `report()`. A lease the endpoint no longer has (expired during an
  *   outage, store restored) is registered anew under the same registration; other heartbeat
  *   failures are ignored (the next beat tries again).
+ * - `advertise(triggers)` sets the event triggers the registration carries (`register({ triggers })`
+ *   sets them too; the latest call wins). Registered already: the lease is replaced by one carrying
+ *   them — the new lease is taken before the old is given back, so the instance never drops out of
+ *   the endpoint's list; a failed replacement is tried again at each heartbeat until it lands.
  * - `end()` stops registering: a registration still in flight is given back as soon as it lands
  *   (and its caller gets MESHLET_ERR_CLOSED), and the lease is deregistered. Deregistration
  *   failures are swallowed: the lease then expires on its own.
  */
 import { errorInfo, ErrorCodes, MeshletError, type ErrorCode } from '../errors.js'
-import type { InstanceRegistration } from '../resources/instance.js'
+import type { AdvertisedTriggerEntry, InstanceRegistration } from '../resources/instance.js'
 import { ControlRequestError, type ControlClient } from './control-client.js'
 
 export interface RegisterOptions {
@@ -27,6 +31,8 @@ export interface RegisterOptions {
   address?: string
   protocols?: ('http' | 'https' | 'h2c' | 'grpc')[]
   metadata?: Record<string, string>
+  /** Event triggers this instance serves (as `advertise()` sets them). */
+  triggers?: readonly AdvertisedTriggerEntry[]
 }
 
 export interface InstanceLeaseOptions {
@@ -68,6 +74,11 @@ export class InstanceLease {
   /** Wakes the background registration from its backoff (end() does). */
   #wake: (() => void) | undefined
   #ended = false
+  /** What the registration advertises; a lease whose registration carries another array is replaced. */
+  #triggers: readonly AdvertisedTriggerEntry[] = []
+  /** A replacement of the lease is running; `#replaceAgain` asks it to go round once more. */
+  #replacing = false
+  #replaceAgain = false
 
   constructor(options: InstanceLeaseOptions) {
     this.#o = options
@@ -79,11 +90,59 @@ export class InstanceLease {
   }
 
   register(options: RegisterOptions): Promise<string> {
+    if (options.triggers !== undefined) this.advertise(options.triggers)
     if (this.#ended) return handled(Promise.reject(new MeshletError(ErrorCodes.CLOSED, `Mesh "${this.#o.instance.service}" is closing; it does not register any more.`)))
     if (this.#lease !== undefined) return Promise.resolve(this.#lease.id)
     const next = handled(new Promise<string>((resolve, reject) => this.#waiting.push({ resolve, reject })))
     this.#registering ??= handled(this.#keepRegistering(options).finally(() => (this.#registering = undefined)))
     return next
+  }
+
+  /** Sets the triggers the registration advertises; a lease held already is replaced by one with them. */
+  advertise(triggers: readonly AdvertisedTriggerEntry[]): void {
+    this.#triggers = triggers
+    if (this.#lease !== undefined) void this.#replace()
+  }
+
+  /**
+   * Registers the current registration anew and gives the old lease back, until the lease carries
+   * the latest triggers. Failures are left to the next heartbeat, which calls this again.
+   */
+  async #replace(): Promise<void> {
+    if (this.#replacing) return void (this.#replaceAgain = true)
+    this.#replacing = true
+    try {
+      do {
+        this.#replaceAgain = false
+        const lease = this.#lease
+        if (lease === undefined || this.#ended || lease.registration.triggers === this.#advertised()) return
+        const registration = this.#withTriggers(lease.registration)
+        const r = await this.#o.client.register(registration)
+        if (this.#ended || this.#lease !== lease) {
+          await this.#o.client.deregister(r.id).catch(() => undefined)
+          return
+        }
+        const old = lease.id
+        lease.id = r.id
+        lease.registration = registration
+        await this.#o.client.deregister(old).catch(() => undefined)
+      } while (this.#replaceAgain)
+    } catch {
+      // The endpoint is away or failing: the next heartbeat tries again.
+    } finally {
+      this.#replacing = false
+    }
+  }
+
+  /** The triggers a current registration carries: the very array advertised (identity tells a stale lease), none when empty. */
+  #advertised(): AdvertisedTriggerEntry[] | undefined {
+    return this.#triggers.length === 0 ? undefined : (this.#triggers as AdvertisedTriggerEntry[])
+  }
+
+  #withTriggers(registration: InstanceRegistration): InstanceRegistration {
+    const { triggers: _stale, ...rest } = registration
+    const triggers = this.#advertised()
+    return triggers === undefined ? rest : { ...rest, triggers }
   }
 
   /** Registers, and on a transient failure tries again after a backoff, until it succeeds, is refused for good, or end(). */
@@ -171,6 +230,7 @@ export class InstanceLease {
       protocols: options.protocols ?? ['http'],
       ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
       ttl: this.#o.ttl,
+      ...(this.#advertised() !== undefined ? { triggers: this.#advertised() } : {}),
     }
     const r = await this.#o.client.register(registration)
     if (this.#ended) {
@@ -181,6 +241,8 @@ export class InstanceLease {
     const timer = setInterval(() => void this.#heartbeat(), this.#o.heartbeatInterval ?? Math.max(50, Math.floor(r.ttl / 3)))
     timer.unref()
     this.#lease = { id: r.id, timer, registration }
+    // advertise() while this was in flight: the lease carries older triggers.
+    if (registration.triggers !== this.#advertised()) void this.#replace()
     return r.id
   }
 
@@ -189,10 +251,13 @@ export class InstanceLease {
     if (lease === undefined) return
     try {
       await this.#o.client.heartbeat(lease.id, this.#o.report())
+      if (lease.registration.triggers !== this.#advertised()) void this.#replace()
     } catch (err) {
-      if (err instanceof ControlRequestError && err.code === ErrorCodes.LEASE_NOT_FOUND && this.#lease === lease) {
+      if (err instanceof ControlRequestError && err.code === ErrorCodes.LEASE_NOT_FOUND && this.#lease === lease && !this.#replacing) {
         try {
-          lease.id = (await this.#o.client.register(lease.registration)).id
+          const registration = this.#withTriggers(lease.registration)
+          lease.id = (await this.#o.client.register(registration)).id
+          lease.registration = registration
         } catch {
           // The endpoint is away; the next beat tries again.
         }

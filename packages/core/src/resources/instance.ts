@@ -13,6 +13,45 @@ export const DEFAULT_INSTANCE_TTL = 15_000
 
 const name = s.string({ pattern: NAME, patternHint: NAME_HINT, maxLength: 63 })
 
+/** Most triggers one instance may advertise, and the largest one (its JSON, in UTF-16 code units). */
+export const MAX_ADVERTISED_TRIGGERS = 32
+export const MAX_ADVERTISED_TRIGGER_SIZE = 16 * 1024
+const MAX_TRIGGER_DEPTH = 16
+
+/** An event trigger the instance serves, as core checks it without knowing @meshlet/events. */
+export type AdvertisedTriggerEntry = { name: string; broker: string; path: string } & Record<string, unknown>
+
+/**
+ * Core cannot import @meshlet/events, so it bounds an advertised trigger by shape only: a JSON
+ * object with string `name`, `broker` and `path`, nested at most 16 deep, at most 16 KiB as JSON.
+ * Its fields (filters, delivery) are checked by events' `advertisedTriggerSchema`, on the publisher
+ * side before it is sent and by the broker before it is used.
+ */
+export const advertisedTriggerBound: s.Schema<AdvertisedTriggerEntry> = {
+  description: 'A trigger declared in code by events(mesh).trigger(): { name, broker, path, filter?, filters?, delivery? }.',
+  check(v, path, issues) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return void issues.push({ path, message: 'expected an object { name, broker, path, ... }' })
+    const before = issues.length
+    for (const key of ['name', 'broker', 'path'] as const) {
+      const field = (v as Record<string, unknown>)[key]
+      if (typeof field !== 'string' || field.length === 0 || field.length > 253) issues.push({ path: `${path}.${key}`, message: 'expected a non-empty string of at most 253 characters' })
+    }
+    if (!isBoundedJson(v, MAX_TRIGGER_DEPTH)) issues.push({ path, message: `must be plain JSON (strings, finite numbers, booleans, null, lists, objects) nested at most ${MAX_TRIGGER_DEPTH} deep` })
+    else if (JSON.stringify(v).length > MAX_ADVERTISED_TRIGGER_SIZE) issues.push({ path, message: `is over ${MAX_ADVERTISED_TRIGGER_SIZE} characters as JSON` })
+    return issues.length === before ? (v as AdvertisedTriggerEntry) : undefined
+  },
+  jsonSchema: () => ({ type: 'object', required: ['name', 'broker', 'path'], properties: { name: { type: 'string' }, broker: { type: 'string' }, path: { type: 'string' } } }),
+}
+
+function isBoundedJson(v: unknown, depth: number): boolean {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true
+  if (typeof v === 'number') return Number.isFinite(v)
+  if (typeof v !== 'object' || depth === 0) return false
+  if (Array.isArray(v)) return v.every((x) => isBoundedJson(x, depth - 1))
+  if (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) return false
+  return Object.values(v).every((x) => isBoundedJson(x, depth - 1))
+}
+
 /** The body of `POST /v1/instances`. */
 export const instanceRegistrationSchema = s.object(
   {
@@ -25,6 +64,7 @@ export const instanceRegistrationSchema = s.object(
     protocols: s.array(s.oneOf(instanceProtocols), { minItems: 1, maxItems: instanceProtocols.length, description: 'Default ["http"].' }),
     metadata: s.record(s.string({ pattern: /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, patternHint: 'a key of letters, digits, ".", "_", "/" and "-"', maxLength: 128 }), s.string({ maxLength: 1024 }), { maxEntries: 64 }),
     ttl: s.duration({ min: 100, max: 3_600_000, description: 'Lease time; heartbeat at about a third of it. Default 15s.' }),
+    triggers: s.array(advertisedTriggerBound, { maxItems: MAX_ADVERTISED_TRIGGERS, description: 'Event triggers this instance serves (the broker delivers to their paths).' }),
   },
   { required: ['service', 'port'] },
 )
@@ -41,6 +81,8 @@ export interface InstanceSpec {
   metadata: Record<string, string>
   /** Lease time in milliseconds. */
   ttl: number
+  /** Event triggers advertised by the instance (`AdvertisedTrigger` of @meshlet/events); absent when none. */
+  triggers?: AdvertisedTriggerEntry[]
 }
 
 export interface InstanceStatus {
