@@ -112,6 +112,12 @@ describe('meshlet apply', () => {
     expect(r.code).toBe(1)
     expect(r.stderr.trim()).toBe(`error: cannot read ${join(dir, 'missing.yaml')}: no such file`)
   })
+
+  it('-f /dev/zero stops at the 8 MiB cap while reading (exit 2), not after reading without end', async () => {
+    const r = await runCli(['apply', '-f', '/dev/zero'], env)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('/dev/zero is over 8388608 bytes')
+  })
 })
 
 describe('meshlet control', () => {

@@ -8,6 +8,7 @@ import { createServer, type Server, type ServerOptions } from 'node:http'
 import type { Application, NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Mesh } from '@meshlet/core'
 import { HttpInboundCall, httpServerSide, serveInbound, type HttpServerSide } from './inbound.js'
+import { meshServerOptions } from './server-defaults.js'
 
 class ExpressCall extends HttpInboundCall {
   readonly #next: NextFunction
@@ -43,7 +44,7 @@ export function meshlet(mesh: Mesh): RequestHandler {
  * The app must use `meshlet(mesh)`.
  */
 export function meshletServer(mesh: Mesh, app: Application, options: ServerOptions = {}): Server {
-  const server = createServer(options, app)
+  const server = createServer(meshServerOptions(options), app)
   mesh.attachServer(server)
   mesh.registerOnListen(server)
   return server

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http'
+import { meshServerOptions } from './server-defaults.js'
 import type { Mesh } from '@meshlet/core'
 import { HttpInboundCall, httpServerSide, serveInbound, type HttpServerSide } from './inbound.js'
 
@@ -39,7 +40,7 @@ export function meshHandler(mesh: Mesh, handler: RequestListener, options: MeshH
 
 /** `http.createServer` with the mesh's server stack; the mesh drains it on close() and SIGTERM. */
 export function createMeshServer(mesh: Mesh, handler: RequestListener, options: MeshHandlerOptions & { server?: ServerOptions } = {}): Server {
-  const server = createServer(options.server ?? {}, meshHandler(mesh, handler, options))
+  const server = createServer(meshServerOptions(options.server), meshHandler(mesh, handler, options))
   mesh.attachServer(server)
   mesh.registerOnListen(server)
   return server

@@ -1,5 +1,5 @@
 /** `meshlet apply -f FILE`: validate every document locally, then create or replace each, showing a diff. */
-import { readFile } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
 import { builtinResourceRegistry, type ConfigIssue, type Resource } from '@meshlet/core'
 import { parseAllDocuments } from 'yaml'
 import { ControlRequestError } from '@meshlet/core'
@@ -87,25 +87,29 @@ function describe(raw: unknown): string {
   return typeof r.metadata?.name === 'string' ? `${kind} ${String(r.metadata.namespace).slice(0, 63)}/${r.metadata.name.slice(0, 63)}` : kind
 }
 
+/**
+ * The text of `-f FILE` (or stdin for `-`), read as a stream with one cap for both, so that
+ * `-f /dev/zero` or a huge file stops at MAX_FILE_BYTES instead of filling memory first.
+ */
 async function readSource(file: string): Promise<string> {
-  if (file === '-') {
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const c of process.stdin as AsyncIterable<Buffer>) {
+  const what = file === '-' ? 'stdin' : file
+  const chunks: Buffer[] = []
+  let size = 0
+  try {
+    const input = file === '-' ? process.stdin : createReadStream(file)
+    for await (const c of input as AsyncIterable<Buffer>) {
       size += c.length
-      if (size > MAX_FILE_BYTES) throw new UsageError(`stdin is over ${MAX_FILE_BYTES} bytes`)
+      if (size > MAX_FILE_BYTES) {
+        if (input !== process.stdin) (input as ReturnType<typeof createReadStream>).destroy()
+        throw new UsageError(`${what} is over ${MAX_FILE_BYTES} bytes; apply it in smaller files`)
+      }
       chunks.push(c)
     }
-    return Buffer.concat(chunks).toString('utf8')
-  }
-  try {
-    const buf = await readFile(file)
-    if (buf.length > MAX_FILE_BYTES) throw new UsageError(`${file} is over ${MAX_FILE_BYTES} bytes`)
-    return buf.toString('utf8')
   } catch (e) {
     if (e instanceof UsageError) throw e
     // Not a command-line mistake (exit 2) but a file that is not there or not readable (exit 1).
     const code = (e as NodeJS.ErrnoException).code
-    throw new Error(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`)
+    throw new Error(`cannot read ${what}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`)
   }
+  return Buffer.concat(chunks).toString('utf8')
 }

@@ -63,6 +63,12 @@ export interface ControlOptions {
   maxWatchBuffer?: number
   /** The kinds served. Default: the built-in kinds of @meshlet/core. */
   registry?: ResourceRegistry
+  /** Time a client has to send a request's headers. Default 10s (slowloris connections are cut after at most this + 1s). */
+  headersTimeout?: number
+  /** Time a client has to send a whole request, body included (watches are exempt). Default 30s. */
+  requestTimeout?: number
+  /** Open connections at most; more are refused at once. Default 10,000 (each mesh instance holds one watch). */
+  maxConnections?: number
 }
 
 export interface ControlServer extends AsyncDisposable {
@@ -97,8 +103,15 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
   })
   const hub = new WatchHub(state, { bookmarkInterval: options.bookmarkInterval ?? 10_000, maxBuffer: options.maxWatchBuffer ?? 8 * 1024 * 1024, log })
   api.hub = hub
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => void api.handle(req, res))
+  // Node checks these timeouts every connectionsCheckingInterval (30s by default, so a 10s
+  // headersTimeout held for up to 40s); checking each second makes the documented limits hold.
+  const requestTimeout = options.requestTimeout ?? 30_000
+  const server = createServer(
+    { requestTimeout, headersTimeout: Math.min(options.headersTimeout ?? 10_000, requestTimeout), connectionsCheckingInterval: 1_000, keepAliveTimeout: 5_000 },
+    (req, res) => void api.handle(req, res),
+  )
   server.maxHeadersCount = 100
+  server.maxConnections = options.maxConnections ?? 10_000
   const sweep = setInterval(() => state.expireLeases(), options.sweepInterval ?? 250)
   sweep.unref()
   try {
@@ -155,6 +168,11 @@ class ControlApi {
       await this.#route(req, res)
     } catch (err) {
       if (isControlError(err)) return sendError(res, err)
+      // The client went away mid-request (499): nothing failed here, and nobody is left to answer.
+      if (req.destroyed || (err as NodeJS.ErrnoException)?.code === 'ECONNRESET' || (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+        this.#o.log.debug?.(`499 ${req.method} ${req.url?.slice(0, 200)}: the client disconnected before the request was complete`)
+        return void res.destroy()
+      }
       this.#o.log.error(`${req.method} ${req.url?.slice(0, 200)} failed: ${(err as Error)?.stack ?? String(err)}`)
       sendError(res, new ControlError(ControlErrorCodes.INTERNAL, `the control endpoint failed to handle this request (${(err as Error)?.message ?? String(err)}); its log has the details`))
     }

@@ -16,8 +16,20 @@ export function sendError(res: ServerResponse, err: ControlError): void {
   sendJson(res, err.status, body, err.status === 413 ? { connection: 'close' } : {})
 }
 
-/** Reads a JSON body of at most `limit` bytes. Undefined for an empty body. */
+/** `application/json` or a `+json` type, parameters allowed (`application/merge-patch+json; charset=utf-8`). */
+const JSON_MEDIA_TYPE = /^\s*application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i
+
+/**
+ * Reads a JSON body of at most `limit` bytes. Undefined for an empty body. A body declared as
+ * anything but JSON is refused with 415 before it is read (as kube-apiserver does); a body with no
+ * Content-Type is read as JSON.
+ */
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const type = req.headers['content-type']
+  if (type !== undefined && !JSON_MEDIA_TYPE.test(type)) {
+    req.resume()
+    throw new ControlError(ControlErrorCodes.UNSUPPORTED_MEDIA_TYPE, `the body is ${JSON.stringify(type.slice(0, 80))}; send it as application/json (the meshlet CLI converts YAML for you)`)
+  }
   const tooLarge = () => new ControlError(ControlErrorCodes.TOO_LARGE, `the request body is over the ${limit}-byte limit; split the change into several resources`)
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) {

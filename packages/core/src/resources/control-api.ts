@@ -26,6 +26,11 @@ export const ControlErrorCodes = {
   STORE_FAILED: ErrorCodes.STORE_FAILED,
   STORE_LOCKED: ErrorCodes.STORE_LOCKED,
   INTERNAL: ErrorCodes.INTERNAL,
+  UNSUPPORTED_MEDIA_TYPE: ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+  // The embedded broker's ingress.
+  EVENT_INVALID: ErrorCodes.EVENT_INVALID,
+  EVENT_TOO_LARGE: ErrorCodes.EVENT_TOO_LARGE,
+  BROKER_UNAVAILABLE: ErrorCodes.BROKER_UNAVAILABLE,
 } as const satisfies Record<string, ErrorCode>
 
 export type ControlErrorCode = (typeof ControlErrorCodes)[keyof typeof ControlErrorCodes]
