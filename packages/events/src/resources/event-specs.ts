@@ -28,7 +28,8 @@ export interface FilterSpec {
 
 /** Where events go: a mesh service (`ref`, with `uri` as a path relative to it) or an absolute `uri`. */
 export interface Destination {
-  ref?: { kind?: 'Service'; name: string; namespace?: string }
+  /** `apiVersion` is accepted (Knative writes one) and ignored: a ref names a mesh service. */
+  ref?: { apiVersion?: string; kind?: 'Service'; name: string; namespace?: string }
   uri?: string
 }
 

@@ -161,14 +161,14 @@ class Parser {
       this.next()
       return { type: 'not', operand: this.nested(t.pos, () => this.unary()), pos: t.pos }
     }
-    if (this.isOp(t, '-') || this.isOp(t, '+')) {
+    if (t.kind === 'op' && (t.text === '-' || t.text === '+')) {
       const n = this.peek(1)
       // A sign before digits is part of the literal (spec §2.2), which is how -2147483648 can be written.
       if (n.kind === 'integer') {
         this.#i += 2
         return { type: 'literal', value: this.integer(n, t.text === '-'), pos: t.pos }
       }
-      if (this.isOp(t, '+')) throw new CesqlParseError(`"+" is not a unary operator; it may only sign an integer literal, got ${describe(n)} after it`, t.pos)
+      if (t.text === '+') throw new CesqlParseError(`"+" is not a unary operator; it may only sign an integer literal, got ${describe(n)} after it`, t.pos)
       this.next()
       return { type: 'negate', operand: this.nested(t.pos, () => this.unary()), pos: t.pos }
     }
