@@ -12,13 +12,14 @@
  *   GET    /v1/instances[?service=&namespace=]    list; GET /v1/instances/{id}
  *   POST   /v1/instances/{id}/heartbeat           renew
  *   DELETE /v1/instances/{id}                     deregister
+ *   /v1/ingress/…, /v1/status/…, /v1/triggers/{ns}/{name}/status   the broker (broker-routes.ts)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import {
   API_VERSION,
-  builtinResourceRegistry,
+  builtinKinds,
   ControlErrorCodes,
   DEFAULT_INSTANCE_TTL,
   DEFAULT_NAMESPACE,
@@ -28,12 +29,14 @@ import {
   type ConfigIssue,
   type ListResponse,
   type ResourceKind,
-  type ResourceRegistry,
+  ResourceRegistry,
 } from '@meshlet/core'
+import { BrokerService, createEmbeddedBackend, eventKinds, type BrokerBackend } from '@meshlet/events'
 import { ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE, loadOrCreateToken, TokenCheck, type Role } from '../auth/tokens.js'
 import { badRequest, ControlError, isControlError, notFound } from '../errors.js'
 import { stderrLogger, type Logger } from '../logger.js'
 import { ControlState } from '../state/control-state.js'
+import { BrokerRoutes } from './broker-routes.js'
 import { readJsonBody, sendError, sendJson } from './http-io.js'
 import { WatchHub } from './watch-hub.js'
 
@@ -61,8 +64,14 @@ export interface ControlOptions {
   compactBytes?: number
   /** Bytes queued for a watcher that does not read before its watch is closed. Default 8 MiB. */
   maxWatchBuffer?: number
-  /** The kinds served. Default: the built-in kinds of @meshlet/core. */
+  /** The kinds served. Default: the built-in kinds of @meshlet/core and Trigger and Broker of @meshlet/events. */
   registry?: ResourceRegistry
+  /**
+   * The event broker (ingress, triggers' dispatcher). Default: the embedded durable log in
+   * `<dataDir>/broker`. `backend`: another BrokerBackend (NATS JetStream: createJetStreamBackend),
+   * which the endpoint then closes when it closes. `false`: no broker (ingress answers 404).
+   */
+  broker?: false | { backend?: BrokerBackend; maxInFlight?: number; maxEventSize?: number }
   /** Time a client has to send a request's headers. Default 10s (slowloris connections are cut after at most this + 1s). */
   headersTimeout?: number
   /** Time a client has to send a whole request, body included (watches are exempt). Default 30s. */
@@ -78,6 +87,8 @@ export interface ControlServer extends AsyncDisposable {
   readonly adminToken: string
   readonly joinToken: string
   readonly state: ControlState
+  /** The event broker, unless started with `broker: false`. */
+  readonly broker: BrokerService | undefined
   /** Ends watches, stops listening and closes the store (writes in flight finish first). */
   close(): Promise<void>
 }
@@ -96,11 +107,18 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
     throw err
   }
   const api = new ControlApi(state, {
-    registry: options.registry ?? builtinResourceRegistry(),
+    registry: options.registry ?? new ResourceRegistry([...builtinKinds, ...eventKinds]),
     tokens: new TokenCheck(adminToken, joinToken),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     log,
   })
+  let backend: BrokerBackend | undefined
+  try {
+    if (options.broker !== false) backend = options.broker?.backend ?? (await createEmbeddedBackend({ dir: join(dataDir, 'broker') }))
+  } catch (err) {
+    await state.close()
+    throw err
+  }
   const hub = new WatchHub(state, { bookmarkInterval: options.bookmarkInterval ?? 10_000, maxBuffer: options.maxWatchBuffer ?? 8 * 1024 * 1024, log })
   api.hub = hub
   // Node checks these timeouts every connectionsCheckingInterval (30s by default, so a 10s
@@ -125,15 +143,27 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
   } catch (err) {
     clearInterval(sweep)
     hub.close()
+    await backend?.close()
     await state.close()
     throw err
   }
   const addr = server.address() as AddressInfo
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+  const url = `http://${host}:${addr.port}`
+  // Started once listening: its meshes follow this endpoint like any instance does.
+  let broker: BrokerService | undefined
+  if (backend !== undefined) {
+    const o = options.broker === false ? {} : (options.broker ?? {})
+    broker = new BrokerService({ backend, state, control: { url, token: joinToken }, log, ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}), ...(o.maxEventSize !== undefined ? { maxEventSize: o.maxEventSize } : {}) })
+    api.broker = new BrokerRoutes({ broker, authorize: (req, role) => api.authorize(req, role), log })
+    await broker.start()
+  }
   let closing: Promise<void> | undefined
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       clearInterval(sweep)
+      // Triggers stop first (deliveries in flight stay unacked), so the broker's meshes end their watches.
+      await broker?.close()
       hub.close()
       await new Promise<void>((ok) => {
         server.close(() => ok())
@@ -141,9 +171,10 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
         // Requests still running get a moment to finish; then their connections are cut.
         setTimeout(() => server.closeAllConnections(), 2000).unref()
       })
+      await backend?.close()
       await state.close()
     })())
-  return { url: `http://${host}:${addr.port}`, port: addr.port, adminToken, joinToken, state, close, [Symbol.asyncDispose]: close }
+  return { url, port: addr.port, adminToken, joinToken, state, broker, close, [Symbol.asyncDispose]: close }
 }
 
 interface ApiOptions {
@@ -155,6 +186,8 @@ interface ApiOptions {
 
 class ControlApi {
   hub: WatchHub | undefined
+  /** Set once the broker runs; undefined before (and with `broker: false`). */
+  broker: BrokerRoutes | undefined
   readonly #state: ControlState
   readonly #o: ApiOptions
 
@@ -192,6 +225,7 @@ class ControlApi {
     if (first === 'schema' && rest.length === 0) return this.#only(method, ['GET'], () => sendJson(res, 200, this.#o.registry.jsonSchema()))
     if (first === 'watch' && rest.length === 0) return this.#only(method, ['GET'], () => this.#watch(req, res, query))
     if (first === 'instances') return this.#instances(req, res, method, rest, query)
+    if (this.broker?.owns([first, ...rest])) return this.broker.handle(req, res, method, [first, ...rest])
 
     const kind = this.#o.registry.lookup(first)
     if (kind === undefined) {
@@ -203,7 +237,7 @@ class ControlApi {
     if (name !== undefined) checkName(name, 'name')
     if (name === undefined) {
       return this.#only(method, ['GET'], () => {
-        this.#authorize(req, 'join')
+        this.authorize(req, 'join')
         const items = namespace === undefined ? this.#state.list(kind.kind) : this.#state.list(kind.kind, namespace)
         sendJson(res, 200, listOf(items, this.#state.resourceVersion))
       })
@@ -211,7 +245,7 @@ class ControlApi {
     const ns = namespace!
     switch (method) {
       case 'GET': {
-        this.#authorize(req, 'join')
+        this.authorize(req, 'join')
         const r = this.#state.get(kind.kind, ns, name)
         if (r === undefined) throw notFound(`${kind.kind} ${ns}/${name} does not exist`)
         return sendJson(res, 200, r)
@@ -219,7 +253,7 @@ class ControlApi {
       case 'PUT':
         return this.#put(req, res, kind, ns, name, query)
       case 'DELETE': {
-        this.#authorize(req, 'admin')
+        this.authorize(req, 'admin')
         const deleted = await this.#state.delete(kind.kind, ns, name, preconditionParam(query))
         if (deleted === undefined) throw notFound(`${kind.kind} ${ns}/${name} does not exist (already deleted?)`)
         return sendJson(res, 200, deleted)
@@ -230,7 +264,7 @@ class ControlApi {
   }
 
   async #put(req: IncomingMessage, res: ServerResponse, kind: ResourceKind, namespace: string, name: string, query: URLSearchParams): Promise<void> {
-    this.#authorize(req, 'admin')
+    this.authorize(req, 'admin')
     const body = await readJsonBody(req, this.#o.bodyLimit)
     if (body === undefined) throw badRequest(`the body is empty; send the ${kind.kind} as JSON`)
     // Namespace and name come from the URL when the body leaves them out.
@@ -255,7 +289,7 @@ class ControlApi {
   }
 
   #watch(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
-    this.#authorize(req, 'join')
+    this.authorize(req, 'join')
     const sse = /text\/event-stream/i.test(req.headers.accept ?? '')
     const sinceText = query.get('since') ?? (sse ? (req.headers['last-event-id'] as string | undefined) : undefined) ?? undefined
     let since: number | undefined
@@ -288,7 +322,7 @@ class ControlApi {
   }
 
   async #instances(req: IncomingMessage, res: ServerResponse, method: string, rest: string[], query: URLSearchParams): Promise<void> {
-    this.#authorize(req, 'join')
+    this.authorize(req, 'join')
     if (rest.length === 0) {
       if (method === 'GET') {
         const service = query.get('service') ?? undefined
@@ -312,6 +346,7 @@ class ControlApi {
         protocols: reg.protocols ?? ['http'],
         metadata: reg.metadata ?? {},
         ttl: reg.ttl ?? DEFAULT_INSTANCE_TTL,
+        ...(reg.triggers !== undefined && reg.triggers.length > 0 ? { triggers: reg.triggers } : {}),
       })
       return sendJson(res, 201, { id: inst.metadata.name, ttl: inst.spec.ttl, expiresAt: inst.status.expiresAt, instance: inst })
     }
@@ -344,7 +379,7 @@ class ControlApi {
     return sendJson(res, 200, gone)
   }
 
-  #authorize(req: IncomingMessage, needed: Role): void {
+  authorize(req: IncomingMessage, needed: Role): void {
     const header = req.headers.authorization
     const role = this.#o.tokens.roleOf(header)
     if (role === undefined) {
