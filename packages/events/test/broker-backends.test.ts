@@ -1,6 +1,6 @@
 /** The one behaviour suite (broker-backend-suite.ts), run against each backend. */
 import type { BrokerBackend } from '../src/broker/broker-backend.js'
-import { createJetStreamBackend } from '../src/index.js'
+import { createJetStreamBackend } from '../src/broker/jetstream/jetstream-backend.js'
 import { describeBrokerBackend } from './broker-backend-suite.js'
 import { useNatsServer } from './nats-server.js'
 
