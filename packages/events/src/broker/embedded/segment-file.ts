@@ -229,9 +229,11 @@ export class SegmentFile {
     let expected = seq
     for (;;) {
       const rec = decodeRecord(buf, at)
-      if (!rec.ok) {
-        if (!rec.short || offset + buf.length >= this.size) throw storeCorrupt(this.path, offset + at, rec.reason)
+      if (!rec.ok || rec.seq !== expected) {
+        // The records before damage are good: return them; the next read starts at the damage and fails.
         if (records.length > 0) break
+        if (rec.ok) throw storeCorrupt(this.path, offset + at, `the record has seq ${rec.seq} where ${expected} belongs`)
+        if (!rec.short || offset + buf.length >= this.size) throw storeCorrupt(this.path, offset + at, rec.reason)
         // One record larger than the chunk: read exactly it.
         const need = RECORD_HEADER_BYTES + Math.min(buf.length >= 4 ? buf.readUInt32LE(0) : 0, MAX_RECORD_PAYLOAD)
         length = Math.min(need, this.size - offset)
@@ -239,7 +241,6 @@ export class SegmentFile {
         await readFully(handle, buf, offset)
         continue
       }
-      if (rec.seq !== expected) throw storeCorrupt(this.path, offset + at, `the record has seq ${rec.seq} where ${expected} belongs`)
       records.push({ seq: rec.seq, data: Uint8Array.prototype.slice.call(rec.payload) })
       expected++
       at = rec.next
@@ -302,7 +303,7 @@ export class SegmentFile {
         this.#indexedSeq++
         at = rec.next
         this.#indexedTo = offset + at
-        if (at >= buf.length) break
+        if (at >= buf.length || (untilSeq !== undefined && this.#indexedSeq > untilSeq)) break
       }
     }
     return { offset: this.#indexedTo, damage: undefined }
