@@ -162,13 +162,21 @@ class JetStreamBrokerBackend implements JetStreamBackend {
       })
     }
     const doing = `opening the consumer of trigger "${trigger}"`
+    const starting = (async () => {
+      await this.#ensureStream(names)
+      const info = await this.#ensureConsumer(names.stream, durable, maxInFlight, ackWait, trigger)
+      const consumer = this.#js.consumers.getConsumerFromInfo(info)
+      return JetStreamTriggerConsumer.start(consumer, this.#watch, maxInFlight, () => this.#consumers.delete(key))
+    })()
     try {
-      const opened = await this.#watch.guard(async () => {
-        await this.#ensureStream(names)
-        const info = await this.#ensureConsumer(names.stream, durable, maxInFlight, ackWait, trigger)
-        const consumer = this.#js.consumers.getConsumerFromInfo(info)
-        return JetStreamTriggerConsumer.start(consumer, this.#watch, maxInFlight, () => this.#consumers.delete(key))
-      }, doing)
+      let opened: JetStreamTriggerConsumer
+      try {
+        opened = await this.#watch.guard(() => starting, doing)
+      } catch (err) {
+        // The connection dropped while starting: one that starts anyway is closed, not leaked.
+        starting.then((late) => late.close()).catch(noop)
+        throw err
+      }
       if (this.#closed || this.#consumers.has(key)) {
         await opened.close()
         throw this.#closed ? closedError('open a consumer') : new MeshletError(ErrorCodes.CONFLICT, `Trigger "${trigger}" was opened twice at once.`, { details: { trigger } })
@@ -268,7 +276,10 @@ class JetStreamBrokerBackend implements JetStreamBackend {
     if (ready === undefined) {
       ready = this.#createStream(names)
       this.#streams.set(names.stream, ready)
-      ready.catch(() => this.#streams.delete(names.stream))
+      const mine = ready
+      ready.catch(() => {
+        if (this.#streams.get(names.stream) === mine) this.#streams.delete(names.stream)
+      })
     }
     return ready
   }
