@@ -60,6 +60,12 @@ describe('JetStream backend', () => {
     expect((await backend.stats(broker)).events).toBe(0)
   })
 
+  it('refuses an event over the server’s max_payload (1 MiB by default) with EVENT_TOO_LARGE', async () => {
+    expect(await codeOf(backend.append(broker, [cloudEvent('huge', 0, 2 * 1024 * 1024)]))).toBe('MESHLET_ERR_EVENT_TOO_LARGE')
+    await backend.append(broker, [cloudEvent('small', 0)])
+    expect((await backend.stats(broker)).events).toBe(1)
+  })
+
   it('refuses a second open consumer of one trigger with CONFLICT, and bad consumer options with CONFIG_INVALID', async () => {
     const consumer = await backend.consumer(broker, 't')
     expect(await codeOf(backend.consumer(broker, 't'))).toBe('MESHLET_ERR_CONFLICT')
