@@ -153,7 +153,7 @@ describe('Destination', () => {
       expect(s0.resolver).toBe('static list (http://10.0.0.1:9001, http://10.0.0.1:9002)')
       expect(s0.policy).toBe(p)
       expect(s0.endpoints.map((e) => e.url)).toEqual(['http://10.0.0.1:9001', 'http://10.0.0.1:9002'])
-      expect(s0.retryBudget).toEqual({ balance: 100 }) // 10/s over 10 s
+      expect(s0.retryBudget).toEqual({ balance: 20 }) // 10/s: two 1 s buckets of reserve may go at once (100 over the 10 s window)
       expect(s0.lastDiscoveryError).toBeNull()
 
       const { protocol, handle } = fakeProtocol()

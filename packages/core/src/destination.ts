@@ -158,7 +158,10 @@ export class Destination {
       if (s === undefined) s = scope.signal
       else if (scope.signal !== undefined) s = AbortSignal.any([s, scope.signal])
     }
-    return newCallContext(this.name, deadline, s, idempotent, this.#policy.retries ? this.#policy.retries.perTryTimeout : Infinity)
+    const ctx = newCallContext(this.name, deadline, s, idempotent, this.#policy.retries ? this.#policy.retries.perTryTimeout : Infinity)
+    // Retries happen at one hop: serving a caller's retry, this hop does not retry again.
+    if (scope?.retried === true) ctx.callerRetrying = true
+    return ctx
   }
 
   snapshot(): DestinationSnapshot {

@@ -58,7 +58,7 @@ describe('createMesh with static services', () => {
     expect(payments.endpoints.map((e) => e.url)).toEqual(['http://127.0.0.1:3001', 'http://127.0.0.1:80'])
     expect(payments.resolver).toBe('static list (http://127.0.0.1:3001, http://127.0.0.1:80)')
     expect(payments.breaker).toBeNull() // built with the first client stack
-    expect(payments.retryBudget).toEqual({ balance: 100 })
+    expect(payments.retryBudget).toEqual({ balance: 20 }) // 10/s: two 1 s buckets of reserve at once
     expect(payments.lastDiscoveryError).toBeNull()
     expect(snap.destinations.inventory!.endpoints).toEqual([expect.objectContaining({ url: 'https://10.0.0.7:8443', zone: 'z1', revision: 'v2', ejected: false })])
   })

@@ -11,7 +11,7 @@
  * (the call is committed then: a stream flowing to the caller is never retried) or at a
  * trailers-only status.
  */
-import { ErrorCodes, MeshletError, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
+import { ErrorCodes, GRPC_PREVIOUS_ATTEMPTS, MeshletError, type CallContext, type Destination, type EndpointState } from '@meshlet/core'
 import { Metadata, status as Status, type StatusObject } from '@grpc/grpc-js'
 import type { InterceptingCallInterface, NextCall } from '@grpc/grpc-js/build/src/client-interceptors.js'
 import type { InterceptingListener, MessageContext } from '@grpc/grpc-js/build/src/call-interface.js'
@@ -174,7 +174,7 @@ export class GrpcAttempt implements InterceptingListener {
     if (ctx.attempt > 1) {
       md = md.clone()
       // gRPC A6's marker of a retry, so that servers can tell one (and count it) as from grpc-js.
-      md.set('grpc-previous-rpc-attempts', String(ctx.attempt - 1))
+      md.set(GRPC_PREVIOUS_ATTEMPTS, String(ctx.attempt - 1))
     }
     if (ctx.revision !== undefined) md.set(revisionKey, ctx.revision)
     this.#id = track(md, endpoint)

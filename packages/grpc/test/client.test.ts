@@ -80,7 +80,8 @@ describe('retries (generated grpc-js retryPolicy)', () => {
     const bad1 = await backend('bad1', { handler: (_req, call) => (seen(call), failWith(grpc.status.UNAVAILABLE)()) })
     const bad2 = await backend('bad2', { handler: (_req, call) => (seen(call), failWith(grpc.status.UNAVAILABLE)()) })
     const good = await backend('good', { handler: (_req, call) => (seen(call), { from: 'good' }) })
-    const { mesh, client } = await setup([bad1, bad2, good], { balancer: 'round-robin', outlier: false, breaker: false, retries: { attempts: 2, backoff: { base: '1ms', max: '2ms' } } })
+    // A budget that never binds: up to 60 retries go within a second here, more than the default's burst cap.
+    const { mesh, client } = await setup([bad1, bad2, good], { balancer: 'round-robin', outlier: false, breaker: false, retries: { attempts: 2, backoff: { base: '1ms', max: '2ms' }, budget: { percent: 100, minPerSecond: 1000 } } })
     for (let i = 0; i < 30; i++) expect((await unary(client, { text: 'x' })).from).toBe('good')
     expect(good.calls).toBe(30)
     expect(bad1.calls + bad2.calls).toBeGreaterThan(0)

@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { ErrorCodes, MeshletError } from '@meshlet/core'
+import { ATTEMPT_HEADER, ErrorCodes, MeshletError } from '@meshlet/core'
 
 type DispatchHandler = Dispatcher.DispatchHandler
 type DispatchController = Dispatcher.DispatchController
@@ -72,10 +72,15 @@ export class HttpCall implements DispatchController {
     return (this.#opts ??= this.#build())
   }
 
-  #build(): Dispatcher.DispatchOptions {
+  /** The options of retry `attempt` (2 or more): as `opts`, marked with `meshlet-attempt` so the server does not retry again. */
+  retryOpts(attempt: number): Dispatcher.DispatchOptions {
+    return this.#build({ ...this.#extra, [ATTEMPT_HEADER]: String(attempt) })
+  }
+
+  #build(extra = this.#extra): Dispatcher.DispatchOptions {
     const opts = this.#given
     const tracked = this.#tracked
-    const headers = this.#extra === undefined ? opts.headers : withHeaders(opts.headers, this.#extra)
+    const headers = extra === undefined ? opts.headers : withHeaders(opts.headers, extra)
     if (tracked === undefined && headers === opts.headers) return opts
     // A fixed-shape literal, not a spread: undici's Request constructor is many times slower on a
     // spread copy of the caller's options (measured with bench/ and --cpu-prof).

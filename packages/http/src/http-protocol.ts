@@ -79,7 +79,7 @@ export function httpProtocol(options: HttpProtocolOptions): ClientProtocol<HttpC
       if (budget <= 0) return reject(attemptExpired(ctx))
       if (budget !== Infinity) attempt.armTimer(budget, () => attemptExpired(ctx))
       if (ctx.signal !== undefined) attempt.follow(ctx.signal)
-      pool.dispatch(call.opts, attempt)
+      pool.dispatch(ctx.attempt === 1 ? call.opts : call.retryOpts(ctx.attempt), attempt)
     })
 
   return {

@@ -154,12 +154,13 @@ describe('client retries of non-idempotent calls', () => {
   })
 
   it('each retry goes to an endpoint the call has not tried yet, while there is one', async () => {
-    // Round-robin over two failing endpoints and a good one: with 2 retries, every call reaches the good one.
+    // Round-robin over two failing endpoints and a good one: with 2 retries, every call reaches the
+    // good one. Up to 60 retries go within a second, more than the default budget's burst: a budget that never binds.
     const bad1 = await startBackend(cleanup, reply(503, {}, 'down'))
     const bad2 = await startBackend(cleanup, reply(503, {}, 'down'))
     const good = await startBackend(cleanup, reply(200, {}, 'ok'))
     const { agent } = await startMesh(cleanup, {
-      payments: { endpoints: [bad1.url, bad2.url, good.url], balancer: 'round-robin', breaker: false, outlier: false, retries: { ...quickRetries, attempts: 2 } },
+      payments: { endpoints: [bad1.url, bad2.url, good.url], balancer: 'round-robin', breaker: false, outlier: false, retries: { ...quickRetries, attempts: 2, budget: { percent: 100, minPerSecond: 1000 } } },
     })
     for (let i = 0; i < 30; i++) expect(await call(agent, 'http://payments/x')).toMatchObject({ status: 200, body: 'ok' })
     expect(good.seen.length).toBe(30)

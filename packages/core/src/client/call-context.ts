@@ -23,7 +23,7 @@ export interface CallContext {
   idempotent: boolean
   /** The revision a route chose for this call; the balancer prefers its endpoints. */
   revision?: string | undefined
-  /** Retries allowed for this call when a route rule sets them (else the destination's). */
+  /** Retries allowed for this call when a route rule sets them (else the destination's); 0 when the inbound call it serves is itself a retry. */
   retryAttempts?: number | undefined
   /** The key of a ring-hash pick (a request header's value). */
   hashKey?: string | undefined
@@ -31,6 +31,8 @@ export interface CallContext {
   perTryTimeout: number
   /** When the current attempt must have its response headers (ms epoch; set by the per-try timeout role). */
   attemptDeadline: number
+  /** The inbound call this call is made for is a retry of its caller's: the retry role does not retry (resilience/retry-marker.ts). */
+  callerRetrying: boolean
   /** The shadow endpoint a route chose to copy this call to (sent by the mirror role). */
   mirror?: EndpointState | undefined
   /** performance.now() when the call started. */
@@ -43,7 +45,7 @@ export type StackEntry<Req, Res> = GenericEntry<Req, Res, CallContext>
 export type ResponseClassifier<Req, Res> = StackClassifier<Req, Res, CallContext>
 
 export function newCallContext(service: string, deadline: number, signal: AbortSignal | undefined, idempotent: boolean, perTryTimeout = Infinity): CallContext {
-  return { service, deadline, signal, attempt: 1, endpoint: undefined, tried: undefined, idempotent, revision: undefined, perTryTimeout, attemptDeadline: Infinity, mirror: undefined, start: performance.now() }
+  return { service, deadline, signal, attempt: 1, endpoint: undefined, tried: undefined, idempotent, revision: undefined, perTryTimeout, attemptDeadline: Infinity, callerRetrying: false, mirror: undefined, start: performance.now() }
 }
 
 /** Methods that may be repeated (RFC 9110 §9.2.2); POST and PATCH are not. */

@@ -10,6 +10,8 @@ export interface CallScope {
   readonly deadline: number
   /** Aborted when the inbound request is cancelled (the client went away). */
   readonly signal: AbortSignal | undefined
+  /** The inbound call is itself a retry of its caller's: calls made for it are not retried (see resilience/retry-marker.ts). */
+  readonly retried?: boolean
 }
 
 export const callScope = new AsyncLocalStorage<CallScope>()

@@ -3,12 +3,19 @@
  * `percent`% to the requests, plus `minPerSecond` per second so that low-traffic destinations can
  * still retry. When every endpoint fails, total attempts stay near (1 + percent/100) × requests
  * instead of multiplying the load by the attempt count.
+ *
+ * The same bound also holds over the last two buckets alone (two seconds with the default 10 s
+ * ttl), so it caps bursts, not only rates: the long window holds tokens saved while the
+ * destination was healthy (its reserve alone is minPerSecond × ttl = 100 by default), and without
+ * this they all went out in the first seconds of an outage (attempts were 1.62× requests for 3 s).
  */
 const BUCKETS = 10
 
 export class RetryBudget {
   readonly #ratio: number
   readonly #reserve: number
+  /** The reserve over the two most recent buckets. */
+  readonly #recentReserve: number
   readonly #bucketMs: number
   readonly #deposits = new Float64Array(BUCKETS)
   readonly #withdrawals = new Float64Array(BUCKETS)
@@ -20,6 +27,7 @@ export class RetryBudget {
     this.#ratio = percent / 100
     this.#reserve = (minPerSecond * ttlMs) / 1000
     this.#bucketMs = ttlMs / BUCKETS
+    this.#recentReserve = (minPerSecond * 2 * this.#bucketMs) / 1000
     this.#clock = clock
     this.#bucketStart = clock()
   }
@@ -32,21 +40,24 @@ export class RetryBudget {
 
   /** Takes one retry from the budget; false when none is left. */
   tryWithdraw(): boolean {
-    this.#advance()
     if (this.balance() < 1) return false
     this.#withdrawals[this.#bucket]!++
     return true
   }
 
-  /** Retries currently allowed. */
+  /** Retries currently allowed: the lesser of the window's balance and the recent buckets'. */
   balance(): number {
+    this.#advance()
     let deposits = 0
     let withdrawals = 0
     for (let i = 0; i < BUCKETS; i++) {
       deposits += this.#deposits[i]!
       withdrawals += this.#withdrawals[i]!
     }
-    return this.#reserve + deposits * this.#ratio - withdrawals
+    const prev = (this.#bucket + BUCKETS - 1) % BUCKETS
+    const recent = this.#recentReserve + (this.#deposits[this.#bucket]! + this.#deposits[prev]!) * this.#ratio - this.#withdrawals[this.#bucket]! - this.#withdrawals[prev]!
+    const long = this.#reserve + deposits * this.#ratio - withdrawals
+    return recent < long ? recent : long
   }
 
   #advance(): void {

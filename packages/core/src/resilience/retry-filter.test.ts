@@ -370,6 +370,18 @@ describe('retryFilter', () => {
       expect(budget.balance()).toBe(0)
     })
 
+    it('a call made for a caller\'s retry is not retried and funds no retries (retries happen at one hop)', async () => {
+      const budget = new RetryBudget(100, 0, 10_000)
+      const { env, handle, retries, call } = setup({ budget })
+      handle.answerWith(() => response(503))
+      const ctx = callContext(env)
+      ctx.callerRetrying = true
+      await expect(call(fakeCall(), ctx)).resolves.toMatchObject({ status: 503 })
+      expect(handle.received).toHaveLength(1)
+      expect(retries('caller_retrying')).toBe(1)
+      expect(budget.balance()).toBe(0)
+    })
+
     it('a spent budget stops with MESHLET_ERR_BUDGET_EXHAUSTED naming endpoint, attempt, deadline and budget left', async () => {
       const { env, handle, call } = setup({ budget: new RetryBudget(0, 0, 10_000), pick: true })
       const out = call(fakeCall(), callContext(env, { timeout: 2000 }))
@@ -395,7 +407,7 @@ describe('retryFilter', () => {
       expect(err.message).toContain(`failed at ${second!.seen.endpoint!.url} on attempt 2`)
       expect(err.message).toContain(`Earlier attempts failed at ${first!.seen.endpoint!.url}.`)
       expect(err.details).toMatchObject({ tried: [first!.seen.endpoint!.url, second!.seen.endpoint!.url] })
-      expect(err.message).toMatch(/Deadline left: none set; retry budget left: 99\.$/)
+      expect(err.message).toMatch(/Deadline left: none set; retry budget left: 19\.$/)
     })
   })
 

@@ -3,10 +3,10 @@
  * first attempt runs straight through; only a retryable failure enters the p-retry loop, so a
  * success costs no retry machinery.
  *
- * Reads: `ctx.attempt`, `ctx.retryAttempts` (a route's) or the policy's attempts, `ctx.deadline`,
+ * Reads: `ctx.attempt`, `ctx.retryAttempts` (a route's) or the policy's attempts, `ctx.callerRetrying`, `ctx.deadline`,
  * `ctx.signal`; the classifier's verdict; `protocol.retryAfter` and `protocol.canResend`.
- * Changes: `ctx.attempt` (one per retry). Guarantees: every call deposits in the budget and every
- * retry withdraws from it; the first retry goes at once (to another endpoint), later ones wait the
+ * Changes: `ctx.attempt` (one per retry). Guarantees: every call deposits in the budget (but one
+ * made for a caller's retry, which is not retried either) and every retry withdraws from it; the first retry goes at once (to another endpoint), later ones wait the
  * backoff, a longer Retry-After always, on the stack's clock and random source; never sends a retry at or past the deadline, after a cancellation, or a body that
  * cannot be sent again; a response it gives up on is handed back as it is, an error becomes a
  * MeshletError that says which endpoint, which attempt, why it stopped, the budget and the deadline
@@ -68,6 +68,7 @@ export function retryFilter<Req, Res>(protocol: ClientProtocol<Req, Res>, policy
    */
   const mayRetry = (req: Req, ctx: CallContext, res: Res | undefined, err: unknown): { stop: string } | { wait: number } => {
     if (ctx.attempt > (ctx.retryAttempts ?? policy.attempts)) return { stop: 'attempts' }
+    if (ctx.callerRetrying) return { stop: 'caller_retrying' }
     if (ctx.signal?.aborted) return { stop: 'cancelled' }
     const now = env.now()
     if (ctx.deadline - now <= policy.backoffBase) return { stop: 'deadline' }
@@ -144,7 +145,8 @@ export function retryFilter<Req, Res>(protocol: ClientProtocol<Req, Res>, policy
   }
 
   return (req, ctx, next) => {
-    budget.deposit()
+    // A call made for a caller's retry is the same user request again: it funds no retries.
+    if (!ctx.callerRetrying) budget.deposit()
     return next(req, ctx).then(
       (res) => (classifier.response(req, ctx, res) === Classification.RetryableFailure ? retryLoop(req, ctx, next, res, undefined) : res),
       (err: unknown) => {
@@ -174,7 +176,9 @@ function explainFailure(ctx: CallContext, err: unknown, stoppedBy: string, budge
           ? ''
           : stoppedBy === 'cancelled'
             ? ` Not retried: the caller cancelled the call (after ${ctx.attempt} attempt(s)).`
-            : ` Gave up after ${ctx.attempt} attempt(s) (${stoppedBy}).`
+            : stoppedBy === 'caller_retrying'
+              ? ' Not retried here: the request this call serves is itself a retry, and its caller retries (retries happen at one hop).'
+              : ` Gave up after ${ctx.attempt} attempt(s) (${stoppedBy}).`
   const code = stoppedBy === 'budget_exhausted' ? ErrorCodes.BUDGET_EXHAUSTED : stoppedBy === 'cancelled' ? ErrorCodes.CANCELLED : ErrorCodes.UPSTREAM
   // Every endpoint the call tried, not only the last: the person on call needs to know whether one
   // instance or the whole destination failed.

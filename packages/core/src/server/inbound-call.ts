@@ -12,6 +12,7 @@ import type { QueueEntry } from '../admission/concurrency-limiter.js'
 import type { Refusal } from '../admission/refusal.js'
 import { callScope, type CallScope } from '../deadline/call-scope.js'
 import { ErrorCodes, MeshletError } from '../errors.js'
+import { ATTEMPT_HEADER, GRPC_PREVIOUS_ATTEMPTS, isRetriedCall } from '../resilience/retry-marker.js'
 import { withTraceContext } from '../telemetry/otel.js'
 
 /** Where a call is in the stack; written by ServerStack only. */
@@ -53,6 +54,11 @@ export abstract class InboundCall implements CallScope {
   abstract runApp(): void
   /** Records the call's duration; `complete` false: the client went away before the response was sent. */
   abstract recordDuration(seconds: number, complete: boolean): void
+
+  /** The caller marked this call as a retry; read when an outbound call is made for it. */
+  get retried(): boolean {
+    return isRetriedCall(this.header(ATTEMPT_HEADER), this.header(GRPC_PREVIOUS_ATTEMPTS))
+  }
 
   /** Aborted when the call ends before its response was sent (the client went away); made on first use. */
   get signal(): AbortSignal {
