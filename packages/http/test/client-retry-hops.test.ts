@@ -87,8 +87,8 @@ describe('retries across hops', () => {
     // rates here that is under 2N (the issue's bound). Without the marker B and A would also
     // retry the retries (over 2N, measured); without budgets it would be 27N.
     const reserve = 20 + 10 * seconds
-    expect(c.seen.total).toBeLessThanOrEqual(Math.ceil(1.64 * requests + 3.2 * reserve))
+    const figure = `in ${seconds} s, C saw ${c.seen.total} requests (${(c.seen.total / requests).toFixed(2)}× the edge's ${requests}), ${c.seen.retried} of them retries`
+    expect(c.seen.total, figure).toBeLessThanOrEqual(Math.ceil(1.64 * requests + 3.2 * reserve))
     expect(c.seen.retried).toBeGreaterThan(0) // B still retries the calls it serves first-hand
-    console.log(`in ${seconds} s, C saw ${c.seen.total} requests (${(c.seen.total / requests).toFixed(2)}× the edge's ${requests}), ${c.seen.retried} of them retries`)
   })
 })
