@@ -34,12 +34,12 @@ export class TestSubscriber {
   }
 
   static async start(): Promise<TestSubscriber> {
-    let self: TestSubscriber | undefined
+    const holder: { self?: TestSubscriber } = {}
     const server = createServer((req, res) => {
       const chunks: Buffer[] = []
       req.on('data', (c: Buffer) => chunks.push(c))
       req.on('end', () => {
-        const s = self!
+        const s = holder.self!
         const r: ReceivedRequest = { path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: performance.now() }
         const index = s.requests.push(r) - 1
         s.pending++
@@ -60,8 +60,8 @@ export class TestSubscriber {
       })
     })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    self = new TestSubscriber(server)
-    return self
+    holder.self = new TestSubscriber(server)
+    return holder.self
   }
 
   get port(): number {

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net'
+import { createJetStreamBackend, type BrokerBackend } from '@meshlet/events'
 import { startControl } from '../http/control-server.js'
 import { stderrLogger } from '../logger.js'
 import { UsageError, type CliContext } from './cli-context.js'
@@ -12,6 +13,7 @@ export async function controlCommand(ctx: CliContext): Promise<number> {
   const host = (ctx.values.host as string | undefined) ?? '127.0.0.1'
   // Before anything is created in the data directory (tokens on a first start): a busy port fails here.
   await checkPortFree(host, port)
+  const backend = await brokerBackend((ctx.values.broker as string | undefined) ?? 'embedded')
   const server = await startControl({
     port,
     host,
@@ -19,6 +21,7 @@ export async function controlCommand(ctx: CliContext): Promise<number> {
     adminToken: process.env.MESHLET_TOKEN,
     joinToken: process.env.MESHLET_JOIN_TOKEN,
     log: stderrLogger,
+    ...(backend !== undefined ? { broker: { backend } } : {}),
   })
   ctx.out(`meshlet control endpoint listening on ${server.url} (data: ${server.state.resourceVersion === 0 ? 'new' : `resourceVersion ${server.state.resourceVersion}`})`)
   const stop = (signal: string) => {
@@ -34,6 +37,17 @@ export async function controlCommand(ctx: CliContext): Promise<number> {
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
   return -1
+}
+
+/**
+ * `--broker embedded` (the default: the durable log in <data>/broker) or
+ * `--broker nats://host:4222[,nats://…]` (NATS JetStream; undefined means embedded).
+ */
+async function brokerBackend(value: string): Promise<BrokerBackend | undefined> {
+  if (value === 'embedded') return undefined
+  const servers = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (servers.length === 0 || !servers.every((s) => /^(nats|tls):\/\/[^\s/]+$/.test(s))) throw new UsageError(`--broker ${value}: expected "embedded" or nats://host:4222[,nats://host:4222...]`)
+  return createJetStreamBackend({ servers })
 }
 
 /** Fails with what to do when `host:port` cannot be listened on (in use, or not allowed). */

@@ -27,8 +27,8 @@ const ALL_NS: Options = { 'all-namespaces': { type: 'boolean', short: 'A' } }
 
 const COMMANDS: Record<string, { usage: string; options: Options; run: (ctx: CliContext) => Promise<number> }> = {
   control: {
-    usage: 'meshlet control [--port 7070] [--host 127.0.0.1] [--data ./meshlet-data]\n  Starts the control endpoint. MESHLET_TOKEN sets the admin token, MESHLET_JOIN_TOKEN the join token;\n  otherwise they are read from (or created in) the data directory.',
-    options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, data: { type: 'string', short: 'd' } },
+    usage: 'meshlet control [--port 7070] [--host 127.0.0.1] [--data ./meshlet-data] [--broker embedded|nats://host:4222[,...]]\n  Starts the control endpoint. MESHLET_TOKEN sets the admin token, MESHLET_JOIN_TOKEN the join token;\n  otherwise they are read from (or created in) the data directory. The event broker keeps its events\n  in <data>/broker (embedded, the default) or in NATS JetStream.',
+    options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, data: { type: 'string', short: 'd' }, broker: { type: 'string' } },
     run: controlCommand,
   },
   apply: {

@@ -1,6 +1,7 @@
 /** `meshlet get`, `delete`, `instances` and `inspect`. */
-import { builtinResourceRegistry, formatDuration, resolvePolicy, type Instance, type Resource, type ResourceKind, type ServicePolicySpec } from '@meshlet/core'
+import { builtinKinds, formatDuration, resolvePolicy, ResourceRegistry, type Instance, type Resource, type ResourceKind, type ServicePolicySpec } from '@meshlet/core'
 import { ControlRequestError } from '@meshlet/core'
+import { eventKinds, type BrokerStatus, type TriggerStatus } from '@meshlet/events'
 import { UsageError, type CliContext } from './cli-context.js'
 import { age, formatObjects, shortDuration, table, toYaml } from './output.js'
 
@@ -8,7 +9,7 @@ function kindArg(ctx: CliContext): ResourceKind | 'instances' {
   const name = ctx.positionals[0]
   if (name === undefined) throw new UsageError('name a kind, for example "servicepolicies"')
   if (/^(instances?|inst)$/i.test(name)) return 'instances'
-  const registry = builtinResourceRegistry()
+  const registry = new ResourceRegistry([...builtinKinds, ...eventKinds])
   const kind = registry.lookup(name)
   if (kind === undefined) throw new ControlRequestError(404, 'MESHLET_ERR_UNKNOWN_KIND', `unknown kind "${name.slice(0, 40)}"; known kinds: ${registry.kinds().map((k) => `${k.plural} (${[k.kind, ...k.aliases].join(', ')})`).join('; ')}; instances`)
   return kind
@@ -24,6 +25,9 @@ export async function getCommand(ctx: CliContext): Promise<number> {
   const name = ctx.positionals[1]
   if (kind === 'instances') return instancesCommand({ ...ctx, positionals: name === undefined ? [] : [name] })
   if (name !== undefined && ctx.allNamespaces) throw new UsageError('-A lists every namespace; to get one resource name its namespace with -n')
+  // Triggers include those advertised by instances (not resources), with the broker's view of each.
+  if (kind.kind === 'Trigger') return triggersCommand(ctx, name)
+  if (kind.kind === 'Broker') return brokersCommand(ctx, name)
   const client = ctx.client()
   const items = name !== undefined ? [await client.get(kind.plural, ctx.namespace, name)] : (await client.list(kind.plural, ctx.allNamespaces ? undefined : ctx.namespace)).items
   if (ctx.output !== 'table') {
@@ -111,4 +115,82 @@ export async function inspectCommand(ctx: CliContext): Promise<number> {
 
 function ms(v: number): string {
   return Number.isFinite(v) ? formatDuration(v) : 'none'
+}
+
+/** `meshlet get triggers [NAME]`: every trigger the broker runs or would run, resource or advertised, with its state. */
+async function triggersCommand(ctx: CliContext, name: string | undefined): Promise<number> {
+  const items: TriggerStatus[] = name !== undefined ? [await brokerRead<TriggerStatus>(ctx, `/v1/triggers/${seg(ctx.namespace)}/${seg(name)}/status`)] : (await brokerRead<{ items: TriggerStatus[] }>(ctx, `/v1/status/triggers${ctx.allNamespaces ? '' : `/${seg(ctx.namespace)}`}`)).items
+  if (ctx.output !== 'table') {
+    ctx.out(formatObjects(items, ctx.output, name !== undefined))
+    return 0
+  }
+  if (items.length === 0) {
+    ctx.out(`no triggers ${ctx.allNamespaces ? 'in any namespace' : `in namespace ${ctx.namespace}`} (neither Trigger resources nor triggers advertised by live instances)`)
+    return 0
+  }
+  ctx.out(
+    table(
+      ['NAMESPACE', 'NAME', 'BROKER', 'SOURCE', 'SUBSCRIBER', 'READY', 'LAG', 'DELIVERED', 'RETRIED', 'DEAD-LETTERED', 'FAILED', 'REASON'],
+      items.map((t) => [
+        t.namespace,
+        t.name,
+        t.broker,
+        t.source === 'advertised' ? `advertised by ${t.service ?? '?'}` : 'resource',
+        t.subscriber,
+        t.ready ? 'True' : 'False',
+        t.lag === undefined ? '-' : String(t.lag),
+        String(t.counters.delivered),
+        String(t.counters.retried),
+        String(t.counters.deadLettered),
+        String(t.counters.failed),
+        t.reason ?? '',
+      ]),
+    ),
+  )
+  return 0
+}
+
+/** `meshlet get brokers [NAME]`: Broker resources and each namespace's `default`, with the backend's figures. */
+async function brokersCommand(ctx: CliContext, name: string | undefined): Promise<number> {
+  let items = (await brokerRead<{ items: BrokerStatus[] }>(ctx, `/v1/status/brokers${ctx.allNamespaces ? '' : `/${seg(ctx.namespace)}`}`)).items
+  if (name !== undefined) {
+    items = items.filter((b) => b.name === name)
+    if (items.length === 0) throw new ControlRequestError(404, 'MESHLET_ERR_NOT_FOUND', `broker ${name} does not exist in namespace ${ctx.namespace}`)
+  }
+  if (ctx.output !== 'table') {
+    ctx.out(formatObjects(items, ctx.output, name !== undefined))
+    return 0
+  }
+  ctx.out(
+    table(
+      ['NAMESPACE', 'NAME', 'SOURCE', 'BACKEND', 'EVENTS', 'TRIGGERS', 'ACCEPTED', 'DROPPED (TTL)', 'ERROR'],
+      items.map((b) => [b.namespace, b.name, b.source, b.backend, b.events === undefined ? '-' : String(b.events), String(b.triggers), String(b.accepted), String(b.dropped), b.error ?? '']),
+    ),
+  )
+  return 0
+}
+
+/** A GET of the broker's status API with the CLI's endpoint and token; refusals as ControlRequestErrors, as the client reports them. */
+async function brokerRead<T>(ctx: CliContext, path: string): Promise<T> {
+  const url = ctx.client().url
+  let res: Response
+  try {
+    res = await fetch(`${url}${path}`, { headers: { accept: 'application/json', ...(ctx.token ? { authorization: `Bearer ${ctx.token}` } : {}) }, signal: AbortSignal.timeout(10_000) })
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause
+    throw new ControlRequestError(0, 'MESHLET_ERR_UNREACHABLE', `cannot reach the control endpoint at ${url} (${cause?.code ?? cause?.message ?? (err as Error).message}); check --control / MESHLET_CONTROL and that it is running`)
+  }
+  const text = await res.text()
+  if (res.ok) return JSON.parse(text) as T
+  let error: { code?: string; message?: string } | undefined
+  try {
+    error = (JSON.parse(text) as { error?: typeof error }).error
+  } catch {
+    // not a meshlet answer
+  }
+  throw new ControlRequestError(res.status, error?.code ?? `HTTP_${res.status}`, error?.message ?? `GET ${path} answered ${res.status}: ${text.slice(0, 200)}`)
+}
+
+function seg(s: string): string {
+  return encodeURIComponent(s)
 }
