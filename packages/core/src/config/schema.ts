@@ -185,7 +185,8 @@ export function record<T, I>(key: Schema<string>, value: Schema<T, I>, opts: { m
       for (const k of keys) {
         key.check(k, join(path, k), issues)
         const checked = value.check((v as Record<string, unknown>)[k], join(path, k), issues)
-        if (checked !== undefined) out[k] = checked
+        // Defined, not assigned: `out["__proto__"] = x` would set the prototype and drop the entry.
+        if (checked !== undefined) Object.defineProperty(out, k, { value: checked, enumerable: true, writable: true, configurable: true })
       }
       return issues.length === before ? out : undefined
     },

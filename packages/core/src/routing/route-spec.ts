@@ -13,6 +13,9 @@ const HEADER = /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/
 const HEADER_HINT = 'a lowercase HTTP header name'
 export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const
 const MAX_REGEX = 256
+/** No control character but HTAB (RFC 9110 field-value): no request carries CR, LF or NUL in a header, so such a match could never hold. */
+const HEADER_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/
+const HEADER_VALUE_HINT = 'a header value (control characters such as CR, LF or NUL cannot appear in one)'
 
 const pathMatch = s.object(
   {
@@ -29,7 +32,7 @@ export const routeRuleSchema = s.object({
   match: s.object({
     path: pathMatch,
     method: s.oneOf(ROUTE_METHODS),
-    headers: s.record(s.string({ pattern: HEADER, patternHint: HEADER_HINT }), s.string({ maxLength: 1024 }), { maxEntries: 16, description: 'Exact header values; "" matches any value of a present header.' }),
+    headers: s.record(s.string({ pattern: HEADER, patternHint: HEADER_HINT }), s.string({ maxLength: 1024, pattern: HEADER_VALUE, patternHint: HEADER_VALUE_HINT }), { maxEntries: 16, description: 'Exact header values; "" matches any value of a present header.' }),
     query: s.record(s.string({ maxLength: 128, minLength: 1 }), s.string({ maxLength: 1024 }), { maxEntries: 16 }),
   }),
   split: s.array(s.object({ revision: s.string({ pattern: NAME, patternHint: NAME_HINT }), weight: s.number({ integer: true, min: 0, max: 100 }) }, { required: ['revision', 'weight'] }), { minItems: 1, maxItems: 16, description: 'Weights sum to 100.' }),
