@@ -101,7 +101,8 @@ export const meshOptionsSchema = s.object(
     shutdownSignals: s.either({ when: (v) => v === false, schema: s.literal(false) }, s.array(s.oneOf(['SIGTERM', 'SIGINT', 'SIGHUP'] as const), { maxItems: 3 })),
     dnsRefresh: s.duration({ min: 100, description: 'How often dns:// endpoints are re-resolved. Default 5s.' }),
     control: s.string({ pattern: /^https?:\/\/[^\s/?#]+\/?$/, patternHint: 'the control endpoint\'s URL, like "http://127.0.0.1:7070"', maxLength: 2048, description: 'Control endpoint: registry and policy. Omit for static configuration.' }),
-    token: s.string({ maxLength: 4096, minLength: 1, description: 'Join (or admin) token for the control endpoint.' }),
+    // Sent as `authorization: Bearer <token>`: a space or control character would only fail later, as a bare "cannot reach".
+    token: s.string({ maxLength: 4096, minLength: 1, pattern: /^[\x21-\x7e]+$/, patternHint: 'a token of visible ASCII characters (no spaces or control characters: it is sent in the Authorization header)', description: 'Join (or admin) token for the control endpoint.' }),
     cacheDir: s.string({ maxLength: 4096, minLength: 1, description: 'Where the last known good control state is kept, so a restart during an outage still routes.' }),
     snapshotMaxAge: s.duration({ min: 1000, max: 30 * 24 * 3_600_000, description: 'Oldest disk snapshot used at start. Default 24h.' }),
     heartbeatInterval: s.duration({ min: 50, description: 'Lease renewal interval; default a third of the lease.' }),

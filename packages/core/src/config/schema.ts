@@ -206,6 +206,8 @@ export function either<A, AI, B, BI>(a: { when: (v: unknown) => boolean; schema:
   }
 }
 
+/** An empty key is shown as `""`, so its issue still has a path a reader can see. */
 function join(path: string, key: string): string {
-  return path ? `${path}.${key}` : key
+  const shown = key === '' ? '""' : key
+  return path ? `${path}.${shown}` : shown
 }

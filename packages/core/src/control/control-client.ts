@@ -6,6 +6,10 @@
 import type { HeartbeatResponse, ListResponse, RegisterResponse, WatchEvent } from '../resources/control-api.js'
 import type { Instance, InstanceRegistration } from '../resources/instance.js'
 import type { Resource } from '../resources/resource.js'
+import { ControlRequestError } from './control-request-error.js'
+import { WatchEventReader } from './watch-event-reader.js'
+
+export { ControlRequestError } from './control-request-error.js'
 
 export interface ControlClientOptions {
   /** `http://127.0.0.1:7070` */
@@ -14,23 +18,6 @@ export interface ControlClientOptions {
   /** Per-request timeout (not for watches). Default 10s. */
   timeout?: number
 }
-
-export class ControlRequestError extends Error {
-  readonly status: number
-  readonly code: string
-  readonly issues: { path: string; message: string }[] | undefined
-
-  constructor(status: number, code: string, message: string, issues?: { path: string; message: string }[]) {
-    super(message)
-    this.name = 'ControlRequestError'
-    this.status = status
-    this.code = code
-    this.issues = issues
-  }
-}
-
-/** Longest NDJSON line accepted from a watch (a resource is at most 1 MiB on the server). */
-const MAX_WATCH_LINE = 2 * 1024 * 1024
 
 export class ControlClient {
   readonly url: string
@@ -103,15 +90,9 @@ export class ControlClient {
     if (options.kinds) q.set('kind', options.kinds.join(','))
     if (options.namespace) q.set('namespace', options.namespace)
     const res = await this.#request('GET', `/v1/watch?${q}`, undefined, options.signal ?? null, 'application/x-ndjson')
-    const decoder = new TextDecoder()
-    let pending = ''
+    const reader = new WatchEventReader(this.url)
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      pending += decoder.decode(chunk, { stream: true })
-      const lines = pending.split('\n')
-      pending = lines.pop()!
-      if (pending.length > MAX_WATCH_LINE) throw new ControlRequestError(0, 'MESHLET_ERR_BAD_REQUEST', `a watch event from ${this.url} is over ${MAX_WATCH_LINE} bytes; refusing it`)
-      const events: WatchEvent[] = []
-      for (const line of lines) if (line.length > 0) events.push(JSON.parse(line) as WatchEvent)
+      const events = reader.push(chunk)
       if (events.length > 0) onEvents(events)
     }
   }
