@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Agent } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,7 +7,7 @@ import { resolveDeliveryPolicy } from './delivery-policy.js'
 import { postEvent } from './subscriber-request.js'
 
 // A real subscriber on loopback whose answers each test scripts.
-let answers: ((res: import('node:http').ServerResponse) => void)[] = []
+let answers: ((res: ServerResponse) => void)[] = []
 let hits = 0
 let server: Server
 let url: string
@@ -34,7 +34,7 @@ function run(delivery: Parameters<typeof resolveDeliveryPolicy>[0], script: type
   return deliverWithRetries(send, policy, new AbortController().signal)
 }
 
-const status = (code: number, body = '') => (res: import('node:http').ServerResponse) => {
+const status = (code: number, body = '') => (res: ServerResponse) => {
   res.statusCode = code
   res.end(body)
 }
