@@ -72,6 +72,7 @@ describe('broker delivery', () => {
     await publish(c.url, event('doomed'))
     await dls.until(() => dls.requests.length === 1)
     expect(sub.requests).toHaveLength(4) // the first attempt and 3 retries
+    expect(sub.requests.map((r) => r.headers['meshlet-delivery-count'])).toEqual(['1', '2', '3', '4'])
     const gaps = sub.requests.slice(1).map((r, i) => r.at - sub.requests[i]!.at)
     // Linear: 50, 100, 150 ms (lower bounds: a timer never fires early).
     gaps.forEach((g, i) => expect(g).toBeGreaterThanOrEqual(50 * (i + 1) - 2))

@@ -49,6 +49,9 @@ export function newTriggerCounters(): TriggerCounters {
   return { delivered: 0, retried: 0, deadLettered: 0, failed: 0, filtered: 0, dropped: 0, replies: 0, inFlight: 0 }
 }
 
+/** The receiver's header (client/trigger-receiver.ts reads it): how many times the event has been sent, at least. */
+const DELIVERY_COUNT_HEADER = 'meshlet-delivery-count'
+
 /** How long a delivery whose reply or dead letter could not be stored waits before it is handed out again. */
 const SETTLE_RETRY_MS = 30_000
 /** Waits between attempts to open or read the consumer while the backend fails. */
@@ -188,7 +191,7 @@ export class TriggerDispatcher {
     }
     // Subscribers see the event without the broker's TTL (Knative's filter removes it too).
     const sent = withAttributes(event, { [TTL_EXTENSION]: undefined })
-    const outcome = await this.#deliver(plan.subscriber, sent, plan, signal)
+    const outcome = await this.#deliver(plan.subscriber, sent, plan, signal, delivery.deliveryCount)
     if (outcome.ok) {
       this.counters.delivered++
       return this.#reply(outcome.response, event, ttl)
@@ -201,7 +204,7 @@ export class TriggerDispatcher {
       return 'ack'
     }
     const dead = deadLetterEvent(sent, { destination: plan.subscriber.url, status: outcome.status, body: outcome.body })
-    const sunk = await this.#deliver(dls, dead, plan, signal)
+    const sunk = await this.#deliver(dls, dead, plan, signal, 1)
     if (sunk.ok) {
       this.counters.deadLettered++
       return 'ack'
@@ -210,12 +213,19 @@ export class TriggerDispatcher {
     return 'nak'
   }
 
-  #deliver(target: Target, event: CloudEvent<unknown>, plan: TriggerPlan, signal: AbortSignal): Promise<DeliveryOutcome> {
+  /**
+   * `handedOut`: the delivery's count on its consumer. Each attempt tells the receiver in
+   * meshlet-delivery-count how many times at least the event has been sent (1 on the first), so a
+   * handler can tell a retry from a first delivery.
+   */
+  #deliver(target: Target, event: CloudEvent<unknown>, plan: TriggerPlan, signal: AbortSignal, handedOut: number): Promise<DeliveryOutcome> {
     const message = encodeBinary(event)
     const { timeoutMs } = plan.policy
+    let attempt = 0
     const send = async (): Promise<SubscriberResponse> => {
       const dispatcher = await this.#rt.dispatcherFor(target, signal, timeoutMs)
-      return postEvent(target.url, message, { dispatcher, timeoutMs, maxBodyBytes: this.#rt.maxEventSize, signal, extraHeaders: { prefer: 'reply' } })
+      const count = String(handedOut + attempt++)
+      return postEvent(target.url, message, { dispatcher, timeoutMs, maxBodyBytes: this.#rt.maxEventSize, signal, extraHeaders: { prefer: 'reply', [DELIVERY_COUNT_HEADER]: count } })
     }
     return deliverWithRetries(send, plan.policy, signal, { onRetry: () => void this.counters.retried++ })
   }
