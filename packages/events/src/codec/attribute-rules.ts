@@ -34,7 +34,7 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 const URI_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/
 // Never in a URI (RFC 3986 section 2): controls, space and "<>\^`{|}; non-ASCII is let through as in IRIs.
-const NOT_IN_URI = /[\u0000-\u0020"<>\\^`{|}\u007f]/
+const NOT_IN_URI = /[\p{Cc} "<>\\^`{|}]/u
 const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/
 const INT32_MIN = -2147483648
 const INT32_MAX = 2147483647
