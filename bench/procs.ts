@@ -91,11 +91,11 @@ export interface ControlProcess {
  * Starts the compiled `meshlet control --port 0 --data <new temp dir>` CLI of @meshlet/control as
  * its own process, with the tokens from the environment, and resolves with the URL it prints.
  */
-export async function startControlProcess(tokens: { admin: string; join: string }): Promise<ControlProcess> {
+export async function startControlProcess(tokens: { admin: string; join: string }, extraArgs: string[] = []): Promise<ControlProcess> {
   const cli = join(dirname(createRequire(import.meta.url).resolve('@meshlet/control/package.json')), 'dist', 'cli', 'main.js')
   const dataDir = mkdtempSync(join(tmpdir(), 'meshlet-bench-control-'))
   tempDirs.add(dataDir)
-  const child = launch(process.execPath, [cli, 'control', '--port', '0', '--data', dataDir], { pipeStdout: true, env: { ...process.env, MESHLET_TOKEN: tokens.admin, MESHLET_JOIN_TOKEN: tokens.join } })
+  const child = launch(process.execPath, [cli, 'control', '--port', '0', '--data', dataDir, ...extraArgs], { pipeStdout: true, env: { ...process.env, MESHLET_TOKEN: tokens.admin, MESHLET_JOIN_TOKEN: tokens.join } })
   const url = await new Promise<string>((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => reject(new Error(`meshlet control did not say where it listens within 10 s; stdout so far: ${out}`)), 10_000)
@@ -215,4 +215,20 @@ backend upstream
     child.off('exit', onExit)
   }
   return { child, port }
+}
+
+/**
+ * A NATS server with JetStream (Debian's nats-server, `-js`) on a free port, its store in a temp
+ * dir; resolves once it accepts connections.
+ */
+export async function startNatsServer(): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'meshlet-bench-nats-'))
+  tempDirs.add(dir)
+  const child = launch('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir, '-l', join(dir, 'nats.log')])
+  child.once('error', (err) => {
+    throw new Error(`could not start nats-server (${err.message}); install it: apt-get install nats-server`)
+  })
+  await waitForPort(port)
+  return { child, url: `nats://127.0.0.1:${port}` }
 }

@@ -11,12 +11,14 @@
  *   registry  10,000 instances on the endpoint: its RSS, list latency, heartbeat load at their TTL
  *   grpc      plain grpc-js vs grpc-js through meshlet (client and server), unary c=64 and server streaming (bench/grpc.ts)
  *   spike     bursts of 10×C POSTs at two instances, one of capacity C: admission on vs off (bench/spike.ts)
- * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [routing] [propagation] [registry] [grpc] [spike]   (all by default)
+ *   events    publish → trigger handler with durability on, embedded broker vs NATS JetStream (bench/events.ts)
+ * Usage: node bench/dist/run.js [overhead] [balance] [failover] [stack] [routing] [propagation] [registry] [grpc] [spike] [events]   (all by default)
  * Env: BENCH_SECONDS (5) BENCH_WARMUP (1) BENCH_ROUNDS (2) BENCH_LATENCY_REQUESTS (3000)
  *      BENCH_REQUESTS (20000) BENCH_BALANCE_DELAY_MS (10; the slow endpoint takes 10×)
  *      BENCH_FAILOVER_SECONDS (6) BENCH_FAILOVER_RATE (1000)
  *      BENCH_PROPAGATION_N (100,1000) BENCH_PROPAGATION_PROCS (4) BENCH_PROPAGATION_CHANGES (10, after 2 warm-up changes)
  *      BENCH_GRPC_ROUNDS (8) BENCH_GRPC_SECONDS (1.5) BENCH_GRPC_WARMUP (0.3)
+ *      BENCH_EVENTS_RATE (5000) BENCH_EVENTS_BACKLOG (200000)
  *      BENCH_REGISTRY_INSTANCES (10000) BENCH_REGISTRY_TTL_MS (15000) BENCH_HEARTBEAT_SECONDS (10)
  */
 import { execFileSync, type ChildProcess } from 'node:child_process'
@@ -34,6 +36,7 @@ import { closedLoop, Histogram, openLoop, type Send } from './load.js'
 import { grpc } from './grpc.js'
 import { check, envNumber, interleave, local, newMesh, printTable, round1, round3 } from './report.js'
 import { spike } from './spike.js'
+import { eventsBench } from './events.js'
 import { cpuMsOf, launch, machineCpuMs, nextMessage, rssKiBOf, startControlProcess, startHaproxy, startUpstream, stop, type ControlProcess } from './procs.js'
 
 const SECONDS = envNumber('BENCH_SECONDS', 5)
@@ -735,7 +738,7 @@ async function routing(): Promise<Record<string, unknown>> {
   }
 }
 
-const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, routing, propagation, registry, grpc, spike }
+const scenarios: Record<string, () => Promise<Record<string, unknown>>> = { overhead, balance, failover, stack, routing, propagation, registry, grpc, spike, events: eventsBench }
 const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(scenarios)
 for (const s of selected) if (!(s in scenarios)) throw new Error(`unknown scenario "${s}"; choose from: ${Object.keys(scenarios).join(', ')}`)
 
