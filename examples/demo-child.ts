@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { metrics } from '@opentelemetry/api'
 import { AggregationTemporality, DataPointType, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, type MetricData } from '@opentelemetry/sdk-metrics'
 import type { Mesh } from '@meshlet/core'
-import type { EdgeRecorder, FromChild, MeshEvents, OtelSummary, ServedRecorder, ServiceConfig, ToChild } from './demo-shared.js'
+import type { CloudEventCounts, EdgeRecorder, FromChild, MeshEvents, OtelSummary, ServedRecorder, ServiceConfig, ToChild } from './demo-shared.js'
 
 /** One running service, as its module's `start()` returns it. */
 export interface ChildService {
@@ -17,6 +17,8 @@ export interface ChildService {
   /** The outbound edge this service calls, if any. */
   edge?: EdgeRecorder
   served?: ServedRecorder
+  /** CloudEvents counts, for a service that publishes or handles them. */
+  cloudEvents?: () => CloudEventCounts
   /** Releases what the mesh does not own (agents, app resources), after mesh.close(). */
   close?: () => Promise<void>
 }
@@ -198,7 +200,7 @@ export function runChild(start: (config: ServiceConfig) => Promise<ChildService>
     } else if (msg.type === 'report') {
       const windows = msg.windows.map((w) => ({ edge: svc.edge?.stats(w), served: svc.served?.stats(w) }))
       telemetry.collect().then(
-        (otel) => void send({ type: 'report', report: { instance, edge: svc.edge?.stats(), otel, events: watch.events, inspect: svc.mesh.inspect(), served: svc.served?.stats(), windows } }),
+        (otel) => void send({ type: 'report', report: { instance, edge: svc.edge?.stats(), otel, events: watch.events, inspect: svc.mesh.inspect(), served: svc.served?.stats(), windows, cloudEvents: svc.cloudEvents?.() } }),
         fail,
       )
     } else if (msg.type === 'close') {

@@ -7,6 +7,7 @@
  * passes on the inherited deadline and measures. The instances of payments and the policy for
  * calling them (balancer, retries, timeouts, ejection) come from the control endpoint: the
  * `ServicePolicy` named payments, which the demo changes with `meshlet apply` while it runs.
+ * Each paid order is published as a `shop.order.created` CloudEvent with `events(mesh).publish`.
  */
 import type { AddressInfo } from 'node:net'
 import express from 'express'
@@ -14,6 +15,7 @@ import { credentials, status, type ServiceError } from '@grpc/grpc-js'
 import { createMesh } from '@meshlet/core'
 import { meshlet } from '@meshlet/http/express'
 import { meshClientOptions, meshTarget, register } from '@meshlet/grpc'
+import { events } from '@meshlet/events'
 import { runChild } from './demo-child.js'
 import { CHARGE, PaymentsClient, type ChargeReply } from './demo-payments-api.js'
 import { EdgeRecorder } from './demo-shared.js'
@@ -24,6 +26,24 @@ runChild(async ({ control, token }) => {
   const unregister = register(mesh, { idempotent: [CHARGE] })
   const payments = new PaymentsClient(meshTarget('payments'), credentials.createInsecure(), meshClientOptions(mesh, 'payments'))
   const edge = new EdgeRecorder()
+  // Each paid order is announced as a CloudEvent on the namespace's default broker (in the control
+  // endpoint); publish resolves once the broker has it on disk. The checkout does not wait for it.
+  const ev = events(mesh)
+  const counts = { published: 0, publishFailed: 0, publishPending: 0, matching: 0 }
+  const announce = (order: string, amount: number): void => {
+    counts.publishPending++
+    ev.publish({ type: 'shop.order.created', source: '/shop/orders', subject: order, amount, datacontenttype: 'application/json', data: { order, amount } }).then(
+      () => {
+        counts.publishPending--
+        counts.published++
+        if (amount >= 50) counts.matching++
+      },
+      () => {
+        counts.publishPending--
+        counts.publishFailed++
+      },
+    )
+  }
 
   const app = express()
   app.use(meshlet(mesh))
@@ -39,7 +59,10 @@ runChild(async ({ control, token }) => {
       (r) => ({ outcome: status[r.error?.code ?? status.OK], ok: r.error === undefined }),
     )
     if (payment.error) res.status(502).json({ error: `payments answered ${status[payment.error.code]}: ${payment.error.details}` })
-    else res.json({ order: id, amount, paidBy: payment.reply?.instance })
+    else {
+      announce(id, amount)
+      res.json({ order: id, amount, paidBy: payment.reply?.instance })
+    }
   })
 
   const server = app.listen(0, '127.0.0.1')
@@ -54,7 +77,9 @@ runChild(async ({ control, token }) => {
     mesh,
     port,
     edge,
+    cloudEvents: () => ({ ...counts }),
     close: async () => {
+      await ev.close()
       payments.close()
       unregister()
     },

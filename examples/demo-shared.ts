@@ -95,6 +95,24 @@ export interface ServiceReport {
   served?: ServedStats
   /** The same, per window the driver asked for. */
   windows: WindowReport[]
+  /** CloudEvents this service published (orders) or handled (notifications). */
+  cloudEvents?: CloudEventCounts
+}
+
+/** notifications' trigger: its name, and its filter in CloudEvents SQL (only orders of 50 or more; web's amounts run 10–99). */
+export const NOTIFY_TRIGGER = 'notify-big-orders'
+export const NOTIFY_FILTER = "type = 'shop.order.created' AND amount >= 50"
+
+export interface CloudEventCounts {
+  /** orders: `shop.order.created` events the broker acknowledged, failed publishes, and how many of them the trigger's filter matches. */
+  published?: number
+  publishFailed?: number
+  /** Publishes not yet answered when the counts were taken. */
+  publishPending?: number
+  matching?: number
+  /** notifications: deliveries its trigger handler got, and how many repeated an event (same source and id) it had already handled. */
+  received?: number
+  duplicates?: number
 }
 
 export interface CloseReport {

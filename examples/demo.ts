@@ -13,17 +13,19 @@
  * policy is a `ServicePolicy` applied with the real `meshlet` CLI: first with the round-robin
  * balancer, and midway through the traffic again with the latency-aware p2c-peak-ewma, so that the
  * slow, flaky payments-b loses most of its share while checkouts keep flowing. orders calls payments
- * over gRPC: the mesh's grpc-js LB policy picks the instance of every attempt, and grpc-js itself
- * retries by the service config the mesh generates from the policy.
+ * over gRPC: the mesh's client stack retries (one budget, as for HTTP) and its grpc-js LB policy
+ * pins each attempt to the instance the stack picked. orders publishes a `shop.order.created`
+ * CloudEvent for each paid order to the broker embedded in the control endpoint; notifications
+ * handles those of 50 or more through a trigger whose CESQL filter runs in the broker.
  *
  * The driver sends checkouts to web at a bounded rate, asks every service for its numbers (its own
  * timings, OpenTelemetry metrics, diagnostics-channel events, mesh.inspect()) split into the windows
- * before and after the change. gRPC retries happen inside orders' grpc-js channel, out of the mesh's
- * sight, so they are counted where they land: each payments instance records every attempt it
- * served, and whether orders' mesh sent it as a retry (`grpc-previous-rpc-attempts`); orders records
+ * before and after the change. Retries are counted three ways, which must agree: each payments
+ * instance records every attempt it served, and whether orders' mesh sent it as a retry (`grpc-previous-rpc-attempts`); orders records
  * its calls, so attempts − calls must equal those retries. It prints a report, and closes everything
  * through mesh.close(), which deregisters first. It exits non-zero when the client saw failures above 1%, the CLI or the policy
- * change failed, a service crashed, did not exit after closing or stayed registered, the control
+ * change failed, a service crashed, did not exit after closing or stayed registered, an event
+ * publish failed or notifications did not handle each matching event, the control
  * endpoint logged an error, or the whole ran past 18 s.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
@@ -37,7 +39,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { startControl, type ControlServer, type Logger } from '@meshlet/control'
 import { INSTANCE_KIND, type EndpointSnapshot, type MeshSnapshot, type ServicePolicy } from '@meshlet/core'
-import { EdgeRecorder, type CloseReport, type EdgeStats, type FromChild, type ServiceConfig, type ServiceReport, type ToChild, type Window } from './demo-shared.js'
+import type { TriggerStatus } from '@meshlet/events'
+import { EdgeRecorder, NOTIFY_FILTER, NOTIFY_TRIGGER, type CloseReport, type EdgeStats, type FromChild, type ServiceConfig, type ServiceReport, type ToChild, type Window } from './demo-shared.js'
 
 /** Checkouts before the policy change starts, and after orders' mesh runs on the new policy. */
 const CHANGE_AT_MS = 1500
@@ -247,6 +250,17 @@ async function waitForPolicy(orders: Running, ok: (p: ServicePolicy) => boolean,
 type Closed = CloseReport & { exit: string; ok: boolean }
 
 /** Closes one service through mesh.close() and waits for its process to end by itself. */
+/** Polls the broker's status of notifications' trigger every 20 ms until `ok` holds. */
+async function waitForTrigger(control: ControlServer, ok: (t: TriggerStatus) => boolean, timeoutMs: number): Promise<TriggerStatus> {
+  const deadline = performance.now() + timeoutMs
+  for (;;) {
+    const t = await control.broker?.trigger('default', NOTIFY_TRIGGER)
+    if (t !== undefined && ok(t)) return t
+    if (performance.now() > deadline) throw new Error(`trigger ${NOTIFY_TRIGGER}: ${t === undefined ? 'not known to the broker' : `not ready (${t.reason ?? `lag ${t.lag}`})`} after ${timeoutMs} ms`)
+    await sleep(20)
+  }
+}
+
 async function closeService(svc: Running): Promise<Closed> {
   closing.add(svc.child)
   const exited = new Promise<number | null>((resolve) => {
@@ -379,7 +393,8 @@ function main(): Promise<number> {
 
 async function run(): Promise<number> {
   console.log('meshlet demo: client → web (Fastify) → orders (Express) → gRPC → payments ×2 (grpc-js), one process each,')
-  console.log('finding each other through a control endpoint embedded in the demo\n')
+  console.log('finding each other through a control endpoint embedded in the demo; orders publishes a CloudEvent per paid order,')
+  console.log('and notifications handles the large ones through a trigger with a CESQL filter.\n')
 
   // Every service process loads its modules while the control endpoint starts.
   const launched = {
@@ -387,6 +402,7 @@ async function run(): Promise<number> {
     orders: launch('./demo-orders.js', 'orders'),
     payA: launch('./demo-payments.js', 'payments-a'),
     payB: launch('./demo-payments.js', 'payments-b'),
+    notify: launch('./demo-notifications.js', 'notifications'),
   }
   console.log(`control endpoint: startControl({ port: 0, dataDir: '${join(tmp, 'data')}' }) in this process; removed at the end`)
   const control = await startControl({ port: 0, dataDir: join(tmp, 'data'), log: controlLog })
@@ -400,27 +416,33 @@ async function run(): Promise<number> {
   // is started once it registered and the control endpoint showed it the instances it calls.
   // Meanwhile the CLI applies the payments policy; orders takes it whenever it arrives.
   const joinWith = { control: control.url, token: control.joinToken }
-  const [[payA, payB, orders, web], firstApply] = await Promise.all([
+  const [[payA, payB, orders, web, notify], firstApply] = await Promise.all([
     Promise.all([
       start(launched.payA, joinWith),
       start(launched.payB, { ...joinWith, slowMs: SLOW_MS, failRate: FAIL_RATE }),
       start(launched.orders, { ...joinWith, upstream: { service: 'payments', instances: 2 } }),
       start(launched.web, { ...joinWith, upstream: { service: 'orders', instances: 1 } }),
+      start(launched.notify, joinWith),
     ]),
     applyPolicy(control, BALANCER_BEFORE),
   ])
-  const services = [web, orders, payA, payB]
+  const services = [web, orders, payA, payB, notify]
   const nameOf = new Map(services.map((s) => [s.url, s.instance]))
-  const role: Record<string, string> = { 'payments-a': 'healthy, gRPC', 'payments-b': `gRPC, +${SLOW_MS} ms, ${FAIL_RATE * 100}% UNAVAILABLE/INTERNAL` }
+  const role: Record<string, string> = { notifications: `trigger ${NOTIFY_TRIGGER}: ${NOTIFY_FILTER}`, 'payments-a': 'healthy, gRPC', 'payments-b': `gRPC, +${SLOW_MS} ms, ${FAIL_RATE * 100}% UNAVAILABLE/INTERNAL` }
   const registered = control.state.instances()
   console.log(`services, started together; each registered with the control endpoint (${registered.length} instances there) and found what it calls there`)
-  for (const s of services) console.log(`  ${s.instance.padEnd(10)}  ${s.url}  pid ${s.child.pid}  lease ${s.lease.slice(0, 8)}${role[s.instance] ? `  (${role[s.instance]})` : ''}`)
+  for (const s of services) console.log(`  ${s.instance.padEnd(13)}  ${s.url}  pid ${s.child.pid}  lease ${s.lease.slice(0, 8)}${role[s.instance] ? `  (${role[s.instance]})` : ''}`)
 
   console.log(`\nthe payments policy, applied with the CLI while the services started:`)
   printCli(firstApply)
   const { inspect: first } = await waitForPolicy(orders, (p) => p.balancer.type === BALANCER_BEFORE, 3000)
   const firstDest = first.destinations.payments!
   console.log(`  orders' mesh.inspect(): payments → ${firstDest.endpoints.map((e) => nameOf.get(e.url) ?? e.url).join(', ')}, balancer ${describeBalancer(firstDest.policy)}; from ${first.control?.url}`)
+
+  // A trigger's consumer starts at the broker's end once the broker sees it (Knative's semantics):
+  // events published before that are not its to deliver, so the traffic waits for it.
+  const triggerReady = await waitForTrigger(control, (t) => t.ready, 5000)
+  console.log(`  broker: trigger ${NOTIFY_TRIGGER} ready (${triggerReady.source}, advertised by ${triggerReady.service}) → ${triggerReady.subscriber}`)
 
   console.log(`\nstarted in ${Math.round(performance.now() - t0)} ms; sending checkouts at ≤ ${RATE}/s, ≤ ${CONCURRENCY} in flight: for ${CHANGE_AT_MS / 1000} s, then while`)
   console.log(`the policy changes, then for ${AFTER_MS / 1000} s after orders' mesh runs on the new one …\n`)
@@ -434,7 +456,10 @@ async function run(): Promise<number> {
     { name: 'after', from: change.appliedAt, to: load.endedAt + 1 },
   ]
   const reports = new Map<string, ServiceReport>()
-  for (const s of services) reports.set(s.instance, (await ask(s, { type: 'report', windows }, 'report')).report)
+  // orders first: what it published; then the trigger drains (lag 0) before notifications counts what it got.
+  reports.set('orders', (await ask(orders, { type: 'report', windows }, 'report')).report)
+  const trigger = await waitForTrigger(control, (t) => t.lag === 0 && t.counters.inFlight === 0, 5000).catch(() => undefined)
+  for (const s of services) if (s !== orders) reports.set(s.instance, (await ask(s, { type: 'report', windows }, 'report')).report)
   const w = reports.get('web')!
   const o = reports.get('orders')!
   const a = reports.get('payments-a')!
@@ -529,7 +554,7 @@ async function run(): Promise<number> {
   const faults = sa.injectedUnavailable + sa.injectedInternal + sb.injectedUnavailable + sb.injectedInternal
   console.log(`\nresilience in orders → payments, the whole run`)
   console.log(`  faults injected   ${faults} (payments-b: ${sb.injectedUnavailable}×UNAVAILABLE, ${sb.injectedInternal}×INTERNAL)`)
-  console.log(`  retries           ${retriesServed} attempts arrived as grpc-js retries (payments-a ${sa.retries}, payments-b ${sb.retries});`)
+  console.log(`  retries           ${retriesServed} attempts arrived as the mesh's retries (payments-a ${sa.retries}, payments-b ${sb.retries});`)
   console.log(`                    attempts served − calls made = ${attemptsServed} − ${o.edge!.calls} = ${attemptsServed - o.edge!.calls}; orders' balancer recorded ${totalAttempts} attempts (mesh.inspect())`)
   console.log(`  ejections         ${o.otel.ejections} (meshlet.endpoint.ejections); ${o.events.ejected.length} meshlet:endpoint:ejected, ${o.events.restored.length} meshlet:endpoint:restored events`)
   const restored = [...o.events.restored]
@@ -548,6 +573,16 @@ async function run(): Promise<number> {
   console.log(`  served            orders ${outcomes(o.otel.serverRequests)} (http.server.request.duration); payments-a ${outcomes(a.otel.rpcServerCalls)};`)
   console.log(`                    payments-b ${outcomes(b.otel.rpcServerCalls)} (rpc.server.call.duration)`)
   if (policy) console.log(`  policy now        ${describePolicy(policy)}`)
+
+  // CloudEvents: orders publishes each paid order; the broker filters and delivers to notifications.
+  const pub = o.cloudEvents ?? {}
+  const got = reports.get('notifications')!.cloudEvents ?? {}
+  const distinct = (got.received ?? 0) - (got.duplicates ?? 0)
+  console.log(`\nevents: orders → broker (embedded in the control endpoint, fsync before each ack) → trigger ${NOTIFY_TRIGGER} → notifications`)
+  console.log(`  orders published ${pub.published ?? 0} shop.order.created events (${pub.publishFailed ?? 0} failed, ${pub.publishPending ?? 0} still unanswered when counted); ${pub.matching ?? 0} have amount >= 50`)
+  console.log(`  broker: ${trigger ? `delivered ${trigger.counters.delivered}, filtered out ${trigger.counters.filtered}, retried ${trigger.counters.retried}, dead-lettered ${trigger.counters.deadLettered}, lag ${trigger.lag}` : 'the trigger did not catch up within 5 s'}`)
+  console.log(`  notifications handled ${got.received ?? 0} deliveries, ${distinct} distinct events (${got.duplicates ?? 0} redelivered)`)
+  console.log(`  good: every published event of 50 or more handled once; the filter (${NOTIFY_FILTER}) ran in the broker`)
 
   // How each mesh follows the control endpoint, and what the endpoint recorded.
   console.log(`\ncontrol: each mesh's inspect().control, and the endpoint's own record`)
@@ -571,14 +606,14 @@ async function run(): Promise<number> {
   console.log(`\nshutdown (mesh.close(): not-ready → deregistered → stop-accepting → drained → closed; then the process must exit by itself;`)
   console.log(`deregistered: when the control endpoint recorded its lease's DELETED)`)
   const closed: [Running, Closed][] = []
-  for (const group of [[web], [orders], [payA, payB]]) {
+  for (const group of [[web], [orders], [payA, payB, notify]]) {
     closed.push(...(await Promise.all(group.map(async (s): Promise<[Running, Closed]> => [s, await closeService(s)]))))
   }
   for (const [s, c] of closed) {
     const gone = changes.find((x) => x.kind === INSTANCE_KIND && x.type === 'DELETED' && x.name === s.lease)
     const dereg = gone ? `deregistered +${gone.at - c.startedAt}ms` : 'still registered'
     const [first, ...rest] = c.phases
-    console.log(`  ${s.instance.padEnd(10)}  ${c.ms} ms, ${c.exit}  [${[first, dereg, ...rest].join(', ')}]`)
+    console.log(`  ${s.instance.padEnd(13)}  ${c.ms} ms, ${c.exit}  [${[first, dereg, ...rest].join(', ')}]`)
   }
   const left = control.state.instances()
   await control.close()
@@ -593,6 +628,8 @@ async function run(): Promise<number> {
   for (const [s, c] of closed) if (!c.ok) problems.push(`${s.instance}: ${c.exit}`)
   if (left.length > 0) problems.push(`${left.length} instances stayed registered after their mesh closed: ${left.map((i) => i.spec.service).join(', ')}`)
   if (controlErrors.length > 0) problems.push(`the control endpoint logged ${controlErrors.length} errors`)
+  if ((pub.publishFailed ?? 0) > 0) problems.push(`${pub.publishFailed} event publishes failed`)
+  if (distinct < (pub.matching ?? 0) || distinct > (pub.matching ?? 0) + (pub.publishPending ?? 0)) problems.push(`notifications handled ${distinct} distinct events; ${pub.matching ?? 0} matching were published`)
   const notes: string[] = []
   const shareOfB = (i: number) => (b.windows[i]!.served?.requests ?? 0) / Math.max(1, attempts(i))
   const [before, afterChange] = [shareOfB(0), shareOfB(2)].map((x) => `${Math.round(100 * x)}%`)
