@@ -54,7 +54,7 @@ async function setup(): Promise<{ mesh: Mesh; backend: Backend; session: () => C
   const mesh = await createMesh({ service: 'echo', shutdownSignals: false })
   cleanup.push(() => mesh.close())
   const deadlines: number[] = []
-  const backend = await startBackend('a', { mesh, handler: () => (deadlines.push(callScope.getStore()?.deadline ?? NaN), { text: 'ok' }) })
+  const backend = await startBackend('a', { mesh, handler: () => (deadlines.push(callScope.getStore()?.deadline ?? NaN), { text: 'ok', from: 'a' }) })
   cleanup.push(() => backend.server.forceShutdown())
   // A fresh session when the server closed the last one (a refused header block may end it).
   let current: ClientHttp2Session | undefined
