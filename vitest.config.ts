@@ -8,6 +8,7 @@ export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {
+    setupFiles: [new URL('./vitest.setup.ts', import.meta.url).pathname],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
