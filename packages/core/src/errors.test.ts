@@ -133,7 +133,7 @@ describe('the error registry', () => {
     const answered: Record<string, number> = {
       BAD_REQUEST: 400, UNAUTHENTICATED: 401, FORBIDDEN: 403, NOT_FOUND: 404, UNKNOWN_KIND: 404, METHOD_NOT_ALLOWED: 405, CONFLICT: 409,
       RESYNC: 410, TOO_LARGE: 413, CONFIG_INVALID: 422, LEASE_NOT_FOUND: 404, STORE_CORRUPT: 500, STORE_FAILED: 503, STORE_LOCKED: 500, INTERNAL: 500,
-      UNSUPPORTED_MEDIA_TYPE: 415, EVENT_INVALID: 400, EVENT_TOO_LARGE: 413, BROKER_UNAVAILABLE: 503,
+      UNSUPPORTED_MEDIA_TYPE: 415, QUOTA_EXCEEDED: 429, EVENT_INVALID: 400, EVENT_TOO_LARGE: 413, BROKER_UNAVAILABLE: 503,
     }
     expect(Object.keys(ControlErrorCodes).sort()).toEqual(Object.keys(answered).sort())
     for (const [key, code] of Object.entries(ControlErrorCodes)) {

@@ -87,6 +87,8 @@ export const ErrorCodes = {
   UNREACHABLE: 'MESHLET_ERR_UNREACHABLE',
   /** A body in a media type the endpoint does not take (JSON sent as text/plain, say). */
   UNSUPPORTED_MEDIA_TYPE: 'MESHLET_ERR_UNSUPPORTED_MEDIA_TYPE',
+  /** A quota of the control endpoint is full (watches, instances, store size); the message names it and the option that raises it. */
+  QUOTA_EXCEEDED: 'MESHLET_ERR_QUOTA_EXCEEDED',
   // Events: CloudEvents codecs, brokers, triggers.
   /** Not a valid CloudEvent (a missing or malformed attribute, bad encoding); the message names the rule. */
   EVENT_INVALID: 'MESHLET_ERR_EVENT_INVALID',
@@ -145,6 +147,7 @@ export const errorRegistry: { readonly [C in ErrorCode]: ErrorCodeInfo } = {
   MESHLET_ERR_INTERNAL: { http: 500, grpc: G.INTERNAL, retryable: false, action: 'A bug or an unexpected failure: the log of the process that answered has the details.' },
   MESHLET_ERR_UNREACHABLE: { http: 503, grpc: G.UNAVAILABLE, retryable: true, action: 'Check the control endpoint\'s address (--control, MESHLET_CONTROL) and that it runs; the data plane keeps its last-known-good config.' },
   MESHLET_ERR_UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: G.INVALID_ARGUMENT, retryable: false, action: 'Send the body with the Content-Type the message names (application/json for the control API).' },
+  MESHLET_ERR_QUOTA_EXCEEDED: { http: 429, grpc: G.UNAVAILABLE, retryable: true, action: 'Free room under the quota the message names (remove instances or resources, close watches), or raise the option it names; registrations retry on their own.' },
   MESHLET_ERR_EVENT_INVALID: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, action: 'Send a valid CloudEvent (the message names the attribute or rule that failed); resending it unchanged fails the same way.' },
   MESHLET_ERR_EVENT_TOO_LARGE: { http: 413, grpc: G.INVALID_ARGUMENT, retryable: false, action: 'Send a smaller event (the message gives the limit), or raise maxEventSize on the receiver and the broker.' },
   MESHLET_ERR_BROKER_UNAVAILABLE: { http: 503, grpc: G.UNAVAILABLE, retryable: true, action: 'Publish again later (the event was not stored), or give events() an outbox so publishing survives broker outages; check the broker\'s process and disk.' },

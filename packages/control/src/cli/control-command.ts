@@ -1,6 +1,6 @@
 import { createServer } from 'node:net'
 import { createJetStreamBackend, type BrokerBackend } from '@meshlet/events'
-import { startControl } from '../http/control-server.js'
+import { startControl, type ControlOptions } from '../http/control-server.js'
 import { stderrLogger } from '../logger.js'
 import { UsageError, type CliContext } from './cli-context.js'
 
@@ -21,6 +21,7 @@ export async function controlCommand(ctx: CliContext): Promise<number> {
     adminToken: process.env.MESHLET_TOKEN,
     joinToken: process.env.MESHLET_JOIN_TOKEN,
     log: stderrLogger,
+    ...limitOptions(ctx.values),
     ...(backend !== undefined ? { broker: { backend } } : {}),
   })
   ctx.out(`meshlet control endpoint listening on ${server.url} (data: ${server.state.resourceVersion === 0 ? 'new' : `resourceVersion ${server.state.resourceVersion}`})`)
@@ -37,6 +38,35 @@ export async function controlCommand(ctx: CliContext): Promise<number> {
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
   return -1
+}
+
+/** The flags that raise (or lower) the endpoint's quotas, and the startControl option each sets. */
+export const LIMIT_FLAGS = {
+  'max-instances-per-service': 'maxInstancesPerService',
+  'max-instances-per-namespace': 'maxInstancesPerNamespace',
+  'max-instance-metadata-bytes': 'maxInstanceMetadataBytes',
+  'max-store-bytes': 'maxStoreBytes',
+  'max-watches': 'maxWatches',
+  'max-watches-per-token': 'maxWatchesPerToken',
+} as const satisfies Record<string, keyof ControlOptions>
+
+export const LIMIT_FLAGS_USAGE = '[--max-instances-per-service N] [--max-instances-per-namespace N] [--max-instance-metadata-bytes B]\n  [--max-store-bytes B] [--max-watches N] [--max-watches-per-token N]   (B: bytes, or with KiB, MiB, GiB)'
+
+const UNITS: Record<string, number> = { '': 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }
+
+function limitOptions(values: Record<string, unknown>): Partial<ControlOptions> {
+  const out: Partial<Record<(typeof LIMIT_FLAGS)[keyof typeof LIMIT_FLAGS], number>> = {}
+  for (const [flag, option] of Object.entries(LIMIT_FLAGS)) {
+    const text = values[flag] as string | undefined
+    if (text === undefined) continue
+    const m = /^(\d{1,12})(KiB|MiB|GiB)?$/.exec(text)
+    const n = m === null ? NaN : Number(m[1]) * UNITS[m[2] ?? '']!
+    if (!Number.isSafeInteger(n) || n < 1 || (!flag.endsWith('-bytes') && m?.[2] !== undefined)) {
+      throw new UsageError(`--${flag} ${text}: expected a positive integer${flag.endsWith('-bytes') ? ' of bytes, optionally with KiB, MiB or GiB (16KiB)' : ''}`)
+    }
+    out[option] = n
+  }
+  return out
 }
 
 /**

@@ -11,7 +11,7 @@ import { isControlError } from '../errors.js'
 import { applyCommand } from './apply-command.js'
 import { deleteCommand, getCommand, instancesCommand, inspectCommand } from './read-commands.js'
 import { schemaCommand } from './schema-command.js'
-import { controlCommand } from './control-command.js'
+import { controlCommand, LIMIT_FLAGS, LIMIT_FLAGS_USAGE } from './control-command.js'
 import { UsageError, type CliContext } from './cli-context.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -27,8 +27,8 @@ const ALL_NS: Options = { 'all-namespaces': { type: 'boolean', short: 'A' } }
 
 const COMMANDS: Record<string, { usage: string; options: Options; run: (ctx: CliContext) => Promise<number> }> = {
   control: {
-    usage: 'meshlet control [--port 7070] [--host 127.0.0.1] [--data ./meshlet-data] [--broker embedded|nats://host:4222[,...]]\n  Starts the control endpoint. MESHLET_TOKEN sets the admin token, MESHLET_JOIN_TOKEN the join token;\n  otherwise they are read from (or created in) the data directory. The event broker keeps its events\n  in <data>/broker (embedded, the default) or in NATS JetStream.',
-    options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, data: { type: 'string', short: 'd' }, broker: { type: 'string' } },
+    usage: `meshlet control [--port 7070] [--host 127.0.0.1] [--data ./meshlet-data] [--broker embedded|nats://host:4222[,...]]\n  ${LIMIT_FLAGS_USAGE}\n  Starts the control endpoint. MESHLET_TOKEN sets the admin token, MESHLET_JOIN_TOKEN the join token;\n  otherwise they are read from (or created in) the data directory. The event broker keeps its events\n  in <data>/broker (embedded, the default) or in NATS JetStream. Over a quota, a call is answered 429\n  MESHLET_ERR_QUOTA_EXCEEDED naming the flag that raises it.`,
+    options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, data: { type: 'string', short: 'd' }, broker: { type: 'string' }, ...Object.fromEntries(Object.keys(LIMIT_FLAGS).map((f) => [f, { type: 'string' as const }])) },
     run: controlCommand,
   },
   apply: {

@@ -20,14 +20,16 @@ import { join, resolve } from 'node:path'
 import {
   API_VERSION,
   builtinKinds,
+  checkReport,
   ControlErrorCodes,
   DEFAULT_INSTANCE_TTL,
   DEFAULT_NAMESPACE,
   INSTANCE_KIND,
   instanceRegistrationSchema,
   isDnsLabel,
+  LIST_PAGE_BYTES,
   type ConfigIssue,
-  type ListResponse,
+  type InstanceReport,
   type ResourceKind,
   ResourceRegistry,
 } from '@meshlet/core'
@@ -35,12 +37,17 @@ import { BrokerService, createEmbeddedBackend, eventKinds, type BrokerBackend } 
 import { ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE, loadOrCreateToken, TokenCheck, type Role } from '../auth/tokens.js'
 import { badRequest, ControlError, isControlError, notFound } from '../errors.js'
 import { stderrLogger, type Logger } from '../logger.js'
+import type { ControlQuotaOptions } from '../state/control-quotas.js'
 import { ControlState } from '../state/control-state.js'
 import { BrokerRoutes } from './broker-routes.js'
 import { readJsonBody, sendError, sendJson } from './http-io.js'
+import { ListPages } from './list-pages.js'
 import { WatchHub } from './watch-hub.js'
 
-export interface ControlOptions {
+/** Largest heartbeat body: a report is kept at MAX_REPORT_BYTES, and a mesh fits it before sending. */
+const HEARTBEAT_BODY_LIMIT = 64 * 1024
+
+export interface ControlOptions extends ControlQuotaOptions {
   /** Default 7070; 0 picks a free port (see `ControlServer.port`). */
   port?: number
   /** Default 127.0.0.1. */
@@ -64,6 +71,17 @@ export interface ControlOptions {
   compactBytes?: number
   /** Bytes queued for a watcher that does not read before its watch is closed. Default 8 MiB. */
   maxWatchBuffer?: number
+  /** Watches open at most, in all. Default 10,000 (`--max-watches`); one more is answered 429 MESHLET_ERR_QUOTA_EXCEEDED. */
+  maxWatches?: number
+  /**
+   * Watches open at most with one token (the join token's are the meshes'). Default 9,000
+   * (`--max-watches-per-token`): the other token keeps a tenth of maxWatches when one runs out.
+   */
+  maxWatchesPerToken?: number
+  /** Bytes of events kept for `watch?since=`, whatever their number. Default 64 MiB. */
+  historyBytes?: number
+  /** Items of one list page take at most this many bytes as JSON. Default 4 MiB. */
+  listPageBytes?: number
   /** The kinds served. Default: the built-in kinds of @meshlet/core and Trigger and Broker of @meshlet/events. */
   registry?: ResourceRegistry
   /**
@@ -96,7 +114,8 @@ export interface ControlServer extends AsyncDisposable {
 export async function startControl(options: ControlOptions): Promise<ControlServer> {
   const log = options.log ?? stderrLogger
   const dataDir = resolve(options.dataDir)
-  const state = await ControlState.open(dataDir, { log, historySize: options.historySize, compactBytes: options.compactBytes })
+  const quotas: ControlQuotaOptions = { maxInstancesPerService: options.maxInstancesPerService, maxInstancesPerNamespace: options.maxInstancesPerNamespace, maxInstanceMetadataBytes: options.maxInstanceMetadataBytes, maxStoreBytes: options.maxStoreBytes }
+  const state = await ControlState.open(dataDir, { log, historySize: options.historySize, historyBytes: options.historyBytes, compactBytes: options.compactBytes, quotas })
   let adminToken: string
   let joinToken: string
   try {
@@ -110,6 +129,7 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
     registry: options.registry ?? new ResourceRegistry([...builtinKinds, ...eventKinds]),
     tokens: new TokenCheck(adminToken, joinToken),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    lists: new ListPages({ pageBytes: options.listPageBytes ?? LIST_PAGE_BYTES }),
     log,
   })
   let backend: BrokerBackend | undefined
@@ -119,7 +139,14 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
     await state.close()
     throw err
   }
-  const hub = new WatchHub(state, { bookmarkInterval: options.bookmarkInterval ?? 10_000, maxBuffer: options.maxWatchBuffer ?? 8 * 1024 * 1024, log })
+  const maxWatches = options.maxWatches ?? 10_000
+  const hub = new WatchHub(state, {
+    bookmarkInterval: options.bookmarkInterval ?? 10_000,
+    maxBuffer: options.maxWatchBuffer ?? 8 * 1024 * 1024,
+    maxWatches,
+    maxWatchesPerToken: options.maxWatchesPerToken ?? Math.max(1, Math.ceil(maxWatches * 0.9)),
+    log,
+  })
   api.hub = hub
   // Node checks these timeouts every connectionsCheckingInterval (30s by default, so a 10s
   // headersTimeout held for up to 40s); checking each second makes the documented limits hold.
@@ -181,6 +208,7 @@ interface ApiOptions {
   registry: ResourceRegistry
   tokens: TokenCheck
   bodyLimit: number
+  lists: ListPages
   log: Logger
 }
 
@@ -238,8 +266,9 @@ class ControlApi {
     if (name === undefined) {
       return this.#only(method, ['GET'], () => {
         this.authorize(req, 'join')
-        const items = namespace === undefined ? this.#state.list(kind.kind) : this.#state.list(kind.kind, namespace)
-        sendJson(res, 200, listOf(items, this.#state.resourceVersion))
+        const list = `${kind.plural}/${namespace ?? ''}`
+        const take = () => (namespace === undefined ? this.#state.list(kind.kind) : this.#state.list(kind.kind, namespace))
+        sendListPage(res, this.#o.lists.page(list, this.#state.resourceVersion, take, query))
       })
     }
     const ns = namespace!
@@ -318,7 +347,7 @@ class ControlApi {
     if (namespace !== undefined) checkName(namespace, 'namespace')
     req.socket.setTimeout(0)
     req.socket.setNoDelay(true)
-    this.hub!.open(res, { sse, since, filter: { kinds, namespace } })
+    this.hub!.open(res, { sse, since, filter: { kinds, namespace }, token: this.#o.tokens.roleOf(req.headers.authorization) ?? 'join' })
   }
 
   async #instances(req: IncomingMessage, res: ServerResponse, method: string, rest: string[], query: URLSearchParams): Promise<void> {
@@ -329,7 +358,8 @@ class ControlApi {
         const namespace = query.get('namespace') ?? undefined
         if (service !== undefined) checkName(service, 'service')
         if (namespace !== undefined) checkName(namespace, 'namespace')
-        return sendJson(res, 200, listOf(this.#state.instances({ service, namespace }), this.#state.resourceVersion))
+        const take = () => this.#state.instances({ service, namespace })
+        return sendListPage(res, this.#o.lists.page(`instances/${namespace ?? ''}/${service ?? ''}`, this.#state.resourceVersion, take, query))
       }
       if (method !== 'POST') throw methodNotAllowed(method, ['GET', 'POST'])
       const body = await readJsonBody(req, this.#o.bodyLimit)
@@ -354,14 +384,17 @@ class ControlApi {
     if (!/^[a-f0-9]{24}$/.test(id)) throw leaseNotFound(id)
     if (rest.length === 2 && rest[1] === 'heartbeat') {
       if (method !== 'POST' && method !== 'PUT') throw methodNotAllowed(method, ['POST'])
-      const body = await readJsonBody(req, this.#o.bodyLimit)
-      let report: Record<string, unknown> | undefined
+      const body = await readJsonBody(req, Math.min(this.#o.bodyLimit, HEARTBEAT_BODY_LIMIT))
+      let report: InstanceReport | undefined
       if (body !== undefined) {
         const b = body as { report?: unknown }
         if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).some((k) => k !== 'report') || (b.report !== undefined && (typeof b.report !== 'object' || b.report === null || Array.isArray(b.report)))) {
           throw invalid([{ path: 'report', message: 'a heartbeat body is empty or { "report": { ... } }' }], 'heartbeat')
         }
-        report = b.report as Record<string, unknown> | undefined
+        // Typed, unknown fields dropped, fitted to MAX_REPORT_BYTES (instance-report.ts); a known field of the wrong type is refused.
+        const issues: ConfigIssue[] = []
+        if (b.report !== undefined) report = checkReport(b.report, issues)
+        if (issues.length > 0) throw invalid(issues, 'heartbeat report')
       }
       const inst = this.#state.heartbeat(id, report)
       if (inst === undefined) throw leaseNotFound(id)
@@ -440,6 +473,8 @@ function leaseNotFound(id: string): ControlError {
   return new ControlError(ControlErrorCodes.LEASE_NOT_FOUND, `no instance lease ${JSON.stringify(id.slice(0, 40))}: it expired or was deregistered; register again`)
 }
 
-function listOf<T>(items: T[], resourceVersion: number): ListResponse<T> {
-  return { apiVersion: API_VERSION, kind: 'List', metadata: { resourceVersion }, items }
+/** A list page's JSON text, from ListPages. */
+function sendListPage(res: ServerResponse, text: string): void {
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
 }

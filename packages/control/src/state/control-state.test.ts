@@ -74,8 +74,10 @@ describe('ControlState', () => {
     const r = await open()
     expect(r.resourceVersion).toBe(5)
     expect(r.list('ServicePolicy')).toHaveLength(5)
-    expect(r.eventsSince(4)).toBe('resync')
-    expect(r.eventsSince(5)).toEqual([])
+    // History restarts at the last snapshot (compactions wait for the log to outgrow the snapshot).
+    expect(r.historyStart).toBeGreaterThan(0)
+    expect(r.eventsSince(r.historyStart - 1)).toBe('resync')
+    expect((r.eventsSince(r.historyStart) as WatchEvent[]).map((e) => e.resourceVersion)).toEqual([1, 2, 3, 4, 5].filter((v) => v > r.historyStart))
     await r.close()
   })
 
@@ -132,5 +134,95 @@ describe('ControlState', () => {
       append.mockRestore()
     }
     await s.close()
+  })
+})
+
+describe('ControlState quotas and bounds', () => {
+  it('refuses an instance over its service or namespace quota with 429, counting registrations in flight, and takes one again once another leaves', async () => {
+    const s = await open({ quotas: { maxInstancesPerService: 2, maxInstancesPerNamespace: 3 } })
+    // Three at once: the quota sees the first two before either is durable.
+    const results = await Promise.allSettled([s.register('default', spec), s.register('default', spec), s.register('default', spec)])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected'])
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({
+      code: 'MESHLET_ERR_QUOTA_EXCEEDED',
+      status: 429,
+      message: expect.stringMatching(/service default\/payments has 2 instances.*maxInstancesPerService.*--max-instances-per-service/s),
+    })
+    await s.register('default', { ...spec, service: 'orders' })
+    await expect(s.register('default', { ...spec, service: 'stock' })).rejects.toThrow(/namespace default has 3 instances.*--max-instances-per-namespace/s)
+    await s.register('shop', { ...spec, service: 'stock' })
+    const first = (results[0] as PromiseFulfilledResult<Awaited<ReturnType<ControlState['register']>>>).value
+    await s.deregister(first.metadata.name)
+    await s.register('default', spec)
+    await s.close()
+    // The counts are rebuilt on restart.
+    const again = await open({ quotas: { maxInstancesPerService: 2, maxInstancesPerNamespace: 3 } })
+    expect([again.quotas.instances('default', 'payments'), again.quotas.instances('default'), again.quotas.instances('shop')]).toEqual([2, 3, 1])
+    await again.close()
+  })
+
+  it('refuses instance metadata over its quota with 422 naming the field and the option', async () => {
+    const s = await open({ quotas: { maxInstanceMetadataBytes: 100 } })
+    await s.register('default', { ...spec, metadata: { a: 'x'.repeat(99) } })
+    await expect(s.register('default', { ...spec, metadata: { a: 'x'.repeat(100) } })).rejects.toMatchObject({
+      code: 'MESHLET_ERR_CONFIG_INVALID',
+      status: 422,
+      issues: [{ path: 'metadata', message: expect.stringContaining('101 bytes (keys and values), over the 100-byte quota per instance') }],
+    })
+    await s.close()
+  })
+
+  it('refuses a write that takes the store over maxStoreBytes (dry runs too), lets deletes through, and counts a replacement by its new size', async () => {
+    const s = await open({ quotas: { maxStoreBytes: 1500 } })
+    // Names of one length, so every policy stores the same number of bytes.
+    await s.put(policy('p0'))
+    const one = s.quotas.storeBytes
+    expect(one).toBeGreaterThan(100)
+    const n = Math.floor(1500 / one)
+    for (let i = 1; i < n; i++) await s.put(policy(`p${i}`))
+    await expect(s.put(policy('over'), { dryRun: true })).rejects.toMatchObject({ code: 'MESHLET_ERR_QUOTA_EXCEEDED', message: expect.stringContaining('--max-store-bytes') })
+    await expect(s.put(policy('over'))).rejects.toMatchObject({ code: 'MESHLET_ERR_QUOTA_EXCEEDED' })
+    // Replacing an object counts only the difference.
+    await s.put(policy('p0', '2s'))
+    // MODIFIED is 3 bytes longer than ADDED, the rv may have a digit more.
+    expect(s.quotas.storeBytes - n * one).toBeLessThanOrEqual(4)
+    await s.delete('ServicePolicy', 'default', 'p1')
+    await s.delete('ServicePolicy', 'default', 'p2')
+    await s.put(policy('over'))
+    await s.close()
+  })
+
+  it('keeps heartbeat reports out of the snapshot', async () => {
+    const s = await open()
+    const inst = await s.register('default', spec)
+    s.heartbeat(inst.metadata.name, { inflight: 3 })
+    expect(s.instance(inst.metadata.name)?.status.report).toEqual({ inflight: 3 })
+    expect(s.snapshot().instances[0]!.status).toEqual({ expiresAt: expect.any(String), lastHeartbeat: expect.any(String) })
+    await s.close()
+  })
+
+  it('bounds the history by bytes as well as by count', async () => {
+    const s = await open({ historyBytes: 2000 })
+    for (let i = 0; i < 20; i++) await s.put(policy(`p${i}`))
+    expect(s.historyBytes).toBeLessThanOrEqual(2000)
+    expect(s.historyBytes).toBeGreaterThan(1000)
+    expect(s.eventsSince(0)).toBe('resync')
+    expect(s.eventsSince(s.historyStart)).not.toBe('resync')
+    await s.close()
+  })
+
+  it('compacts only once the log outgrows the snapshot, so a growing state is not rewritten every few writes', async () => {
+    const compact = vi.spyOn(FileStore.prototype, 'compact')
+    try {
+      const s = await open({ compactBytes: 4096, quotas: { maxInstanceMetadataBytes: 64 * 1024 } })
+      // 200 instances of ~2 KiB: with a fixed 4 KiB threshold this compacted about 100 times, rewriting the whole state each time.
+      for (let i = 0; i < 200; i++) await s.register('default', { ...spec, metadata: { blob: 'x'.repeat(1000), more: 'y'.repeat(1000) } })
+      // The log must reach the snapshot's size between compactions: sizes double, so about log2(400 KiB / 4 KiB) of them.
+      expect(compact.mock.calls.length).toBeLessThanOrEqual(10)
+      expect(compact.mock.calls.length).toBeGreaterThanOrEqual(3)
+      await s.close()
+    } finally {
+      compact.mockRestore()
+    }
   })
 })

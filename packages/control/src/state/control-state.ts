@@ -11,25 +11,33 @@
  *   are serialized correctly.
  * - If a write to disk fails the store stops taking writes (MESHLET_ERR_STORE_FAILED) until
  *   restarted: what is on disk is then uncertain, and restart recovery decides.
+ * - Quotas (ControlQuotas) are checked against the latest state, writes in flight included, so
+ *   concurrent registrations cannot overshoot them. Deletes are never refused.
+ * - Heartbeat reports live in memory only: the snapshot leaves them out (a restart renews every
+ *   lease, and the next heartbeat brings a fresh report).
  */
 import { randomBytes } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
-import { API_VERSION, ControlErrorCodes, INSTANCE_KIND, resourceKey, type Instance, type InstanceSpec, type Resource, type StoredObject, type WatchEvent } from '@meshlet/core'
+import { API_VERSION, ControlErrorCodes, INSTANCE_KIND, resourceKey, type Instance, type InstanceReport, type InstanceSpec, type Resource, type StoredObject, type WatchEvent } from '@meshlet/core'
 import { ControlError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { FileStore, type StoreSnapshot } from '../store/file-store.js'
+import { ControlQuotas, type ControlQuotaOptions } from './control-quotas.js'
 
 export interface ControlStateOptions {
   log: Logger
   /** Events kept for `watch?since=`; older `since` values get a resync answer. Default 10,000. */
   historySize?: number
+  /** Bytes of events (as stored) kept for `watch?since=`, whatever their number. Default 64 MiB. */
+  historyBytes?: number
+  quotas?: ControlQuotaOptions
   /** Compact (snapshot + empty log) once the log is this large. Default 4 MiB. */
   compactBytes?: number
   now?: () => number
 }
 
 export type PutResult = { object: Resource; result: 'created' | 'configured' | 'unchanged' }
-type Pending = { event: WatchEvent; key: string; resolve: () => void; reject: (err: unknown) => void }
+type Pending = { event: WatchEvent; json: string; key: string; resolve: () => void; reject: (err: unknown) => void }
 
 const instanceKey = (id: string): string => `${INSTANCE_KIND}/${id}`
 
@@ -43,8 +51,13 @@ export class ControlState {
   readonly #instances = new Map<string, Instance>()
   /** Writes not yet durable, by key: what the key will hold (null: deleted) and at which version. */
   readonly #overlay = new Map<string, { rv: number; object: StoredObject | null; durable: Promise<void> }>()
-  readonly #listeners = new Set<(e: WatchEvent) => void>()
+  readonly #listeners = new Set<(e: WatchEvent, json: string) => void>()
+  readonly quotas: ControlQuotas
+  readonly #historyMaxBytes: number
   #history: WatchEvent[] = []
+  /** The stored size of each event in #history, and their sum. */
+  #historySizes: number[] = []
+  #historyBytes = 0
   /** Every event with a resourceVersion above this one is in #history. */
   #historyStart = 0
   #rv = 0
@@ -60,6 +73,8 @@ export class ControlState {
     this.#now = options.now ?? Date.now
     this.#historySize = options.historySize ?? 10_000
     this.#compactBytes = options.compactBytes ?? 4 * 1024 * 1024
+    this.#historyMaxBytes = options.historyBytes ?? 64 * 1024 * 1024
+    this.quotas = new ControlQuotas(options.quotas)
   }
 
   static async open(dir: string, options: ControlStateOptions): Promise<ControlState> {
@@ -72,12 +87,17 @@ export class ControlState {
       state.#rv = snap.resourceVersion
       state.#historyStart = snap.resourceVersion
     }
-    for (const e of recovered.events) state.#apply(e)
+    recovered.events.forEach((e, i) => state.#apply(e, recovered.sizes[i]!))
     state.#trimHistory()
     state.#lastAssigned = state.#rv
     // Leases restart on recovery: the endpoint was down, so no heartbeat could reach it.
     const now = state.#now()
-    for (const [id, inst] of state.#instances) state.#instances.set(id, withLease(inst, now, inst.status.lastHeartbeat))
+    for (const [id, inst] of state.#instances) {
+      const renewed = withLease(inst, now, inst.status.lastHeartbeat)
+      state.#instances.set(id, renewed)
+      state.quotas.count(instanceKey(id), undefined, renewed, storedSize(renewed))
+    }
+    for (const [key, r] of state.#resources) state.quotas.count(key, undefined, r, storedSize(r))
     return state
   }
 
@@ -140,9 +160,14 @@ export class ControlState {
       spec: resource.spec,
     }
     const result = current ? 'configured' : 'created'
+    // The rv below is the one the write gets: nothing runs between here and the commit.
+    const event: WatchEvent = { type: current ? 'MODIFIED' : 'ADDED', resourceVersion: this.#lastAssigned + 1, object }
+    const json = JSON.stringify(event)
+    this.quotas.checkStore(key, Buffer.byteLength(json), `${kind} ${metadata.namespace}/${metadata.name}`)
     if (options.dryRun) return { object, result }
     this.#assertWritable()
-    await this.#commit(key, { type: current ? 'MODIFIED' : 'ADDED', resourceVersion: ++this.#lastAssigned, object })
+    this.#lastAssigned++
+    await this.#commit(key, event, json)
     return { object, result }
   }
 
@@ -162,17 +187,22 @@ export class ControlState {
     return object
   }
 
-  /** Registers an instance with a new lease; resolves once durable. */
+  /** Registers an instance with a new lease; resolves once durable. Refused over a quota (ControlQuotas). */
   async register(namespace: string, spec: InstanceSpec): Promise<Instance> {
     this.#assertWritable()
+    this.quotas.checkRegistration(namespace, spec)
     const id = randomBytes(12).toString('hex')
     const now = this.#now()
-    const rv = ++this.#lastAssigned
+    const rv = this.#lastAssigned + 1
     const instance = withLease(
       { apiVersion: API_VERSION, kind: INSTANCE_KIND, metadata: { name: id, namespace, resourceVersion: rv, creationTimestamp: new Date(now).toISOString() }, spec, status: { expiresAt: '', lastHeartbeat: '' } },
       now,
     )
-    await this.#commit(instanceKey(id), { type: 'ADDED', resourceVersion: rv, object: instance })
+    const event: WatchEvent = { type: 'ADDED', resourceVersion: rv, object: instance }
+    const json = JSON.stringify(event)
+    this.quotas.checkStore(instanceKey(id), Buffer.byteLength(json), `instance of ${namespace}/${spec.service}`)
+    this.#lastAssigned++
+    await this.#commit(instanceKey(id), event, json)
     return instance
   }
 
@@ -180,7 +210,7 @@ export class ControlState {
    * Renews a lease (in memory only: a restart renews every lease anyway, and writing heartbeats
    * to disk would cost an fsync each). Undefined if the lease is unknown or already expired.
    */
-  heartbeat(id: string, report?: Record<string, unknown>): Instance | undefined {
+  heartbeat(id: string, report?: InstanceReport): Instance | undefined {
     const inst = this.#instances.get(id)
     const pending = this.#overlay.get(instanceKey(id))
     if (inst === undefined || (pending && pending.object === null) || Date.parse(inst.status.expiresAt) <= this.#now()) return undefined
@@ -236,7 +266,7 @@ export class ControlState {
   }
 
   /** Calls `listener` with every durable change, in resourceVersion order. */
-  subscribe(listener: (e: WatchEvent) => void): () => void {
+  subscribe(listener: (e: WatchEvent, json: string) => void): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
   }
@@ -262,9 +292,12 @@ export class ControlState {
     }
   }
 
-  #commit(key: string, event: WatchEvent): Promise<void> {
+  /** Queues `event` (`json`: its JSON, when the caller has it) for the next batch; counts it against the quotas at once. */
+  #commit(key: string, event: WatchEvent, json = JSON.stringify(event)): Promise<void> {
+    const next = event.type === 'DELETED' || event.object === null ? undefined : event.object
+    if (event.type !== 'BOOKMARK') this.quotas.count(key, this.#latest(key), next, Buffer.byteLength(json))
     const durable = new Promise<void>((resolve, reject) => {
-      this.#queue.push({ event, key, resolve, reject })
+      this.#queue.push({ event, json, key, resolve, reject })
       if (!this.#flushing) {
         this.#flushing = true
         queueMicrotask(() => void this.#flush())
@@ -279,7 +312,7 @@ export class ControlState {
       const batch = this.#queue
       this.#queue = []
       try {
-        await this.#store.append(batch.map((p) => p.event))
+        await this.#store.append(batch.map((p) => p.json))
       } catch (err) {
         this.#failed = err
         this.#log.error(`writing to the store in ${this.#store.dir} failed: ${(err as Error).message}. No more writes are taken; restart the control endpoint once the disk is fixed.`)
@@ -289,11 +322,11 @@ export class ControlState {
         break
       }
       for (const p of batch) {
-        this.#apply(p.event)
+        this.#apply(p.event, p.json.length)
         if (this.#overlay.get(p.key)?.rv === p.event.resourceVersion) this.#overlay.delete(p.key)
         for (const l of this.#listeners) {
           try {
-            l(p.event)
+            l(p.event, p.json)
           } catch (err) {
             this.#log.error(`a watch listener failed: ${(err as Error).message}`)
           }
@@ -301,7 +334,9 @@ export class ControlState {
       }
       this.#trimHistory()
       for (const p of batch) p.resolve()
-      if (this.#store.walBytes > this.#compactBytes) await this.#compact()
+      // Compacting only once the log outgrows the snapshot keeps the total work linear in the bytes
+      // written: with a fixed threshold, a large state was rewritten every few registrations.
+      if (this.#store.walBytes > Math.max(this.#compactBytes, this.#store.snapshotBytes)) await this.#compact()
     }
     this.#flushing = false
   }
@@ -315,12 +350,19 @@ export class ControlState {
     }
   }
 
-  /** The durable state as one value. */
+  /** The durable state as one value (without heartbeat reports, which are not kept on disk). */
   snapshot(): StoreSnapshot {
-    return { resourceVersion: this.#rv, resources: [...this.#resources.values()], instances: [...this.#instances.values()] }
+    const instances = [...this.#instances.values()].map((i) => (i.status.report === undefined ? i : { ...i, status: { expiresAt: i.status.expiresAt, lastHeartbeat: i.status.lastHeartbeat } }))
+    return { resourceVersion: this.#rv, resources: [...this.#resources.values()], instances }
   }
 
-  #apply(e: WatchEvent): void {
+  /** Bytes of the retained history, as stored. */
+  get historyBytes(): number {
+    return this.#historyBytes
+  }
+
+  /** `bytes`: the event's stored size (its JSON's length). */
+  #apply(e: WatchEvent, bytes: number): void {
     if (e.type === 'BOOKMARK') return
     const o = e.object
     if (o.kind === INSTANCE_KIND) {
@@ -333,13 +375,21 @@ export class ControlState {
     }
     this.#rv = e.resourceVersion
     this.#history.push(e)
+    this.#historySizes.push(bytes)
+    this.#historyBytes += bytes
   }
 
+  /** Drops the oldest events beyond historySize or historyBytes (in one slice: trimming one at a time would be quadratic). */
   #trimHistory(): void {
-    if (this.#history.length <= this.#historySize) return
-    const drop = this.#history.length - this.#historySize
+    let drop = Math.max(0, this.#history.length - this.#historySize)
+    let bytes = this.#historyBytes
+    for (let i = 0; i < drop; i++) bytes -= this.#historySizes[i]!
+    while (bytes > this.#historyMaxBytes && drop < this.#history.length) bytes -= this.#historySizes[drop++]!
+    if (drop === 0) return
     this.#historyStart = this.#history[drop - 1]!.resourceVersion
     this.#history = this.#history.slice(drop)
+    this.#historySizes = this.#historySizes.slice(drop)
+    this.#historyBytes = bytes
   }
 }
 
@@ -352,7 +402,12 @@ function checkPrecondition(current: StoredObject | undefined, precondition: numb
   throw new ControlError(ControlErrorCodes.CONFLICT, `${what} was changed by someone else: the write expected ${wanted}, but ${now}. Fetch it again, reapply your change and retry.`)
 }
 
-function withLease(inst: Instance, now: number, lastHeartbeat?: string, report?: Record<string, unknown>): Instance {
+/** The size of the event that stores `o`, as the quotas count it (JSON.stringify length of an ADDED event). */
+function storedSize(o: StoredObject): number {
+  return Buffer.byteLength(JSON.stringify({ type: 'ADDED', resourceVersion: o.metadata.resourceVersion, object: o }))
+}
+
+function withLease(inst: Instance, now: number, lastHeartbeat?: string, report?: InstanceReport): Instance {
   const status = { expiresAt: new Date(now + inst.spec.ttl).toISOString(), lastHeartbeat: lastHeartbeat ?? new Date(now).toISOString(), ...(report ? { report } : {}) }
   return { ...inst, status }
 }

@@ -27,7 +27,7 @@ async function writeEvents(n: number): Promise<number[]> {
   const offsets: number[] = []
   for (let rv = 1; rv <= n; rv++) {
     offsets.push(store.walBytes)
-    await store.append([event(rv)])
+    await store.append([JSON.stringify(event(rv))])
   }
   await store.close()
   return offsets
@@ -66,7 +66,7 @@ describe('FileStore', () => {
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toMatch(/last record \(byte offset \d+, 20 bytes\) is incomplete/)
     expect((await stat(join(dir, WAL_FILE))).size).toBe(size - 20)
-    await store.append([event(4)])
+    await store.append([JSON.stringify(event(4))])
     await store.close()
     const again = await FileStore.open(dir, log)
     expect(again.recovered.events.map((e) => e.resourceVersion)).toEqual([1, 2, 3, 4])
@@ -102,10 +102,10 @@ describe('FileStore', () => {
 
   it('compacts into a snapshot and an empty log, and replays only what follows', async () => {
     const { store } = await FileStore.open(dir, log)
-    await store.append([event(1), event(2)])
+    await store.append([JSON.stringify(event(1)), JSON.stringify(event(2))])
     await store.compact({ resourceVersion: 2, resources: [event(1).object as Resource, event(2).object as Resource], instances: [] })
     expect(store.walBytes).toBe(WAL_MAGIC.length)
-    await store.append([event(3)])
+    await store.append([JSON.stringify(event(3))])
     await store.close()
     const { store: s2, recovered } = await FileStore.open(dir, log)
     expect(recovered.snapshot?.resourceVersion).toBe(2)

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { ControlErrorCodes, type Instance, type Resource, type WatchEvent } from '@meshlet/core'
 import { ControlError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { decodeRecord, encodeRecord, SNAPSHOT_MAGIC, validRecordAfter, WAL_MAGIC } from './record-codec.js'
+import { decodeRecord, encodeRecord, encodeRecordText, HEADER_BYTES, SNAPSHOT_MAGIC, validRecordAfter, WAL_MAGIC } from './record-codec.js'
 
 export const WAL_FILE = 'meshlet.wal'
 export const SNAPSHOT_FILE = 'meshlet.snapshot'
@@ -32,17 +32,21 @@ export interface RecoveredState {
   snapshot: StoreSnapshot | undefined
   /** Log events after the snapshot, in resourceVersion order. */
   events: WatchEvent[]
+  /** The payload size of each of `events` in bytes (its JSON). */
+  sizes: number[]
 }
 
 export class FileStore {
   readonly dir: string
   #wal: FileHandle
   #walBytes: number
+  #snapshotBytes: number
 
-  private constructor(dir: string, wal: FileHandle, walBytes: number) {
+  private constructor(dir: string, wal: FileHandle, walBytes: number, snapshotBytes: number) {
     this.dir = dir
     this.#wal = wal
     this.#walBytes = walBytes
+    this.#snapshotBytes = snapshotBytes
   }
 
   /** Opens (creating if needed) the store in `dir` and returns what it holds. */
@@ -58,9 +62,9 @@ export class FileStore {
   }
 
   static async #open(dir: string, log: Logger): Promise<{ store: FileStore; recovered: RecoveredState }> {
-    const snapshot = await readSnapshot(join(dir, SNAPSHOT_FILE))
+    const { snapshot, bytes: snapshotBytes } = await readSnapshot(join(dir, SNAPSHOT_FILE))
     const walPath = join(dir, WAL_FILE)
-    const { events, validBytes, fileBytes } = await readWal(walPath, snapshot?.resourceVersion ?? 0, log)
+    const { events, sizes, validBytes, fileBytes } = await readWal(walPath, snapshot?.resourceVersion ?? 0, log)
     let wal: FileHandle
     if (fileBytes < 0) {
       await writeFileDurably(dir, WAL_FILE, WAL_MAGIC)
@@ -72,7 +76,7 @@ export class FileStore {
         await wal.sync()
       }
     }
-    return { store: new FileStore(dir, wal, Math.max(validBytes, WAL_MAGIC.length)), recovered: { snapshot, events } }
+    return { store: new FileStore(dir, wal, Math.max(validBytes, WAL_MAGIC.length), snapshotBytes), recovered: { snapshot, events, sizes } }
   }
 
   /** Bytes in the log since the last compaction. */
@@ -80,9 +84,17 @@ export class FileStore {
     return this.#walBytes
   }
 
-  /** Appends events and fsyncs; resolves only once they are durable. Callers must not overlap calls. */
-  async append(events: readonly WatchEvent[]): Promise<void> {
-    const buf = Buffer.concat(events.map((e) => encodeRecord(e)))
+  /** Bytes of the snapshot file (0 without one). Compacting once the log outgrows it keeps the work linear in the writes. */
+  get snapshotBytes(): number {
+    return this.#snapshotBytes
+  }
+
+  /**
+   * Appends events, each given as its JSON (`JSON.stringify(event)`: the caller has it already),
+   * and fsyncs; resolves only once they are durable. Callers must not overlap calls.
+   */
+  async append(events: readonly string[]): Promise<void> {
+    const buf = Buffer.concat(events.map((e) => encodeRecordText(e)))
     await this.#wal.write(buf, 0, buf.length, this.#walBytes)
     this.#walBytes += buf.length
     await this.#wal.datasync()
@@ -90,7 +102,9 @@ export class FileStore {
 
   /** Replaces snapshot and log with `snapshot`. Must not overlap `append`. */
   async compact(snapshot: StoreSnapshot): Promise<void> {
-    await writeFileDurably(this.dir, SNAPSHOT_FILE, Buffer.concat([SNAPSHOT_MAGIC, encodeRecord(snapshot)]))
+    const data = Buffer.concat([SNAPSHOT_MAGIC, encodeRecord(snapshot)])
+    await writeFileDurably(this.dir, SNAPSHOT_FILE, data)
+    this.#snapshotBytes = data.length
     await writeFileDurably(this.dir, WAL_FILE, WAL_MAGIC)
     const old = this.#wal
     this.#wal = await open(join(this.dir, WAL_FILE), 'r+')
@@ -160,9 +174,9 @@ async function readFileIfExists(path: string): Promise<Buffer | undefined> {
   }
 }
 
-async function readSnapshot(path: string): Promise<StoreSnapshot | undefined> {
+async function readSnapshot(path: string): Promise<{ snapshot: StoreSnapshot | undefined; bytes: number }> {
   const buf = await readFileIfExists(path)
-  if (buf === undefined) return undefined
+  if (buf === undefined) return { snapshot: undefined, bytes: 0 }
   const advice = `Snapshots are replaced atomically, so this is damage to the disk or the file, not a crash. Restore the data directory from a backup.`
   if (!buf.subarray(0, SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw corrupt(path, 0, 'it does not start with the meshlet snapshot header', advice)
   const r = decodeRecord(buf, SNAPSHOT_MAGIC.length)
@@ -170,16 +184,17 @@ async function readSnapshot(path: string): Promise<StoreSnapshot | undefined> {
   if (r.next !== buf.length) throw corrupt(path, r.next, `${buf.length - r.next} unexpected bytes after the snapshot`, advice)
   const s = r.value as StoreSnapshot
   if (!Number.isSafeInteger(s?.resourceVersion) || !Array.isArray(s.resources) || !Array.isArray(s.instances)) throw corrupt(path, SNAPSHOT_MAGIC.length, 'the snapshot does not have the expected shape', advice)
-  return s
+  return { snapshot: s, bytes: buf.length }
 }
 
-async function readWal(path: string, afterRv: number, log: Logger): Promise<{ events: WatchEvent[]; validBytes: number; fileBytes: number }> {
+async function readWal(path: string, afterRv: number, log: Logger): Promise<{ events: WatchEvent[]; sizes: number[]; validBytes: number; fileBytes: number }> {
   const buf = await readFileIfExists(path)
-  if (buf === undefined) return { events: [], validBytes: 0, fileBytes: -1 }
+  if (buf === undefined) return { events: [], sizes: [], validBytes: 0, fileBytes: -1 }
   const events: WatchEvent[] = []
+  const sizes: number[] = []
   if (buf.length < WAL_MAGIC.length && WAL_MAGIC.subarray(0, buf.length).equals(buf)) {
     log.warn(`${path}: the log header was cut short (${buf.length} bytes), the trace of a crash while creating it; starting the log afresh`)
-    return { events, validBytes: 0, fileBytes: -1 }
+    return { events, sizes, validBytes: 0, fileBytes: -1 }
   }
   const advice = `Records follow that are intact, so this is damage, not a write cut short by a crash. Restore the data directory from a backup; or, accepting the loss of every change after the last snapshot, move ${path} aside and start again.`
   if (!buf.subarray(0, WAL_MAGIC.length).equals(WAL_MAGIC)) throw corrupt(path, 0, 'it does not start with the meshlet log header', advice)
@@ -191,7 +206,7 @@ async function readWal(path: string, afterRv: number, log: Logger): Promise<{ ev
     if (!r.ok) {
       if (validRecordAfter(buf, offset)) throw corrupt(path, offset, `record ${index}: ${r.reason}`, advice)
       log.warn(`${path}: the last record (byte offset ${offset}, ${buf.length - offset} bytes) is incomplete (${r.reason}), the trace of a crash during a write that was never acknowledged; truncating it`)
-      return { events, validBytes: offset, fileBytes: buf.length }
+      return { events, sizes, validBytes: offset, fileBytes: buf.length }
     }
     const e = r.value as WatchEvent
     if (!Number.isSafeInteger(e?.resourceVersion) || e.object === null || typeof e.object !== 'object') throw corrupt(path, offset, `record ${index} is not a store event`, advice)
@@ -199,11 +214,12 @@ async function readWal(path: string, afterRv: number, log: Logger): Promise<{ ev
       if (e.resourceVersion <= lastRv) throw corrupt(path, offset, `record ${index} has resourceVersion ${e.resourceVersion}, not above the previous ${lastRv}`, advice)
       lastRv = e.resourceVersion
       events.push(e)
+      sizes.push(r.next - offset - HEADER_BYTES)
     }
     offset = r.next
     index++
   }
-  return { events, validBytes: offset, fileBytes: buf.length }
+  return { events, sizes, validBytes: offset, fileBytes: buf.length }
 }
 
 /** Write-temp + fsync + rename + fsync(dir): after it returns, `name` holds `data` or (after a crash before) its old content. */

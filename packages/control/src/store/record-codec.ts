@@ -12,7 +12,12 @@ export const HEADER_BYTES = 8
 export const MAX_RECORD_BYTES = 256 * 1024 * 1024
 
 export function encodeRecord(value: unknown): Buffer {
-  const payload = Buffer.from(JSON.stringify(value), 'utf8')
+  return encodeRecordText(JSON.stringify(value))
+}
+
+/** A record whose payload is `json`, already serialized (the caller measured or reused it). */
+export function encodeRecordText(json: string): Buffer {
+  const payload = Buffer.from(json, 'utf8')
   if (payload.length > MAX_RECORD_BYTES) throw new RangeError(`a store record of ${payload.length} bytes is over the ${MAX_RECORD_BYTES}-byte limit`)
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length)
   out.writeUInt32LE(payload.length, 0)

@@ -5,6 +5,7 @@
  */
 import type { HeartbeatResponse, ListResponse, RegisterResponse, WatchEvent } from '../resources/control-api.js'
 import type { Instance, InstanceRegistration } from '../resources/instance.js'
+import { fitReport, type InstanceReport } from '../resources/instance-report.js'
 import type { Resource } from '../resources/resource.js'
 import { ControlRequestError } from './control-request-error.js'
 import { WatchEventReader } from './watch-event-reader.js'
@@ -18,6 +19,15 @@ export interface ControlClientOptions {
   /** Per-request timeout (not for watches). Default 10s. */
   timeout?: number
 }
+
+/** One page of a list: at most `limit` items (the endpoint may send fewer); `continue` from the previous page's `metadata.continue`. */
+export interface ListPageOptions {
+  limit?: number | undefined
+  continue?: string | undefined
+}
+
+/** Times a whole-list read starts over when its continue token expires mid-way (410) before giving up. */
+const LIST_RESTARTS = 3
 
 export class ControlClient {
   readonly url: string
@@ -44,8 +54,14 @@ export class ControlClient {
     }
   }
 
+  /** The whole list, read page by page (one consistent snapshot: every page at the first page's resourceVersion). */
   list(kind: string, namespace?: string): Promise<ListResponse<Resource>> {
-    return this.#json('GET', namespace === undefined ? `/v1/${seg(kind)}` : `/v1/${seg(kind)}/${seg(namespace)}`)
+    return this.#all((page) => this.listPage(kind, namespace, page))
+  }
+
+  /** One page of `GET /v1/{kind}[/{namespace}]`. */
+  listPage(kind: string, namespace: string | undefined, page: ListPageOptions = {}): Promise<ListResponse<Resource>> {
+    return this.#json('GET', `${namespace === undefined ? `/v1/${seg(kind)}` : `/v1/${seg(kind)}/${seg(namespace)}`}${pageQuery(new URLSearchParams(), page)}`)
   }
 
   /** Creates or replaces; `result` says which (or `unchanged`). */
@@ -60,19 +76,26 @@ export class ControlClient {
     return this.#json('DELETE', `/v1/${seg(kind)}/${seg(namespace)}/${seg(name)}${resourceVersion === undefined ? '' : `?resourceVersion=${resourceVersion}`}`)
   }
 
+  /** Every instance (of a service, in a namespace), read page by page like `list`. */
   instances(filter: { service?: string | undefined; namespace?: string | undefined } = {}): Promise<ListResponse<Instance>> {
+    return this.#all((page) => this.instancesPage(filter, page))
+  }
+
+  /** One page of `GET /v1/instances`. */
+  instancesPage(filter: { service?: string | undefined; namespace?: string | undefined }, page: ListPageOptions = {}): Promise<ListResponse<Instance>> {
     const q = new URLSearchParams()
     if (filter.service !== undefined) q.set('service', filter.service)
     if (filter.namespace !== undefined) q.set('namespace', filter.namespace)
-    return this.#json('GET', `/v1/instances${q.size > 0 ? `?${q}` : ''}`)
+    return this.#json('GET', `/v1/instances${pageQuery(q, page)}`)
   }
 
   register(registration: InstanceRegistration): Promise<RegisterResponse> {
     return this.#json('POST', '/v1/instances', registration)
   }
 
-  heartbeat(id: string, report?: Record<string, unknown>): Promise<HeartbeatResponse> {
-    return this.#json('POST', `/v1/instances/${seg(id)}/heartbeat`, report === undefined ? undefined : { report })
+  /** Renews a lease; a report over MAX_REPORT_BYTES is shortened first (`fitReport`), as the endpoint would. */
+  heartbeat(id: string, report?: InstanceReport): Promise<HeartbeatResponse> {
+    return this.#json('POST', `/v1/instances/${seg(id)}/heartbeat`, report === undefined ? undefined : { report: fitReport(report) })
   }
 
   deregister(id: string): Promise<Instance> {
@@ -94,6 +117,29 @@ export class ControlClient {
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
       const events = reader.push(chunk)
       if (events.length > 0) onEvents(events)
+    }
+  }
+
+  /**
+   * Reads every page and joins them, under the first page's resourceVersion. An expired continue
+   * token (410) starts the list over, as client-go's pager does, at most LIST_RESTARTS times.
+   */
+  async #all<T>(page: (options: ListPageOptions) => Promise<ListResponse<T>>): Promise<ListResponse<T>> {
+    for (let attempt = 0; ; attempt++) {
+      const first = await page({})
+      const items = first.items
+      let next = first.metadata.continue
+      try {
+        while (next !== undefined) {
+          const more = await page({ continue: next })
+          for (const item of more.items) items.push(item)
+          next = more.metadata.continue
+        }
+      } catch (err) {
+        if (err instanceof ControlRequestError && err.code === 'MESHLET_ERR_RESYNC' && attempt < LIST_RESTARTS) continue
+        throw err
+      }
+      return { apiVersion: first.apiVersion, kind: first.kind, metadata: { resourceVersion: first.metadata.resourceVersion }, items }
     }
   }
 
@@ -123,6 +169,12 @@ export class ControlClient {
     }
     throw new ControlRequestError(res.status, error?.code ?? `HTTP_${res.status}`, error?.message ?? `${method} ${path} answered ${res.status}: ${text.slice(0, 200)}`, error?.issues)
   }
+}
+
+function pageQuery(q: URLSearchParams, page: ListPageOptions): string {
+  if (page.limit !== undefined) q.set('limit', String(page.limit))
+  if (page.continue !== undefined) q.set('continue', page.continue)
+  return q.size > 0 ? `?${q}` : ''
 }
 
 function seg(s: string): string {

@@ -27,6 +27,7 @@ export const ControlErrorCodes = {
   STORE_LOCKED: ErrorCodes.STORE_LOCKED,
   INTERNAL: ErrorCodes.INTERNAL,
   UNSUPPORTED_MEDIA_TYPE: ErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+  QUOTA_EXCEEDED: ErrorCodes.QUOTA_EXCEEDED,
   // The embedded broker's ingress.
   EVENT_INVALID: ErrorCodes.EVENT_INVALID,
   EVENT_TOO_LARGE: ErrorCodes.EVENT_TOO_LARGE,
@@ -51,14 +52,29 @@ export type WatchEvent =
   | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; resourceVersion: number; object: StoredObject }
   | { type: 'BOOKMARK'; resourceVersion: number; object: null }
 
-/** `GET /v1/{kind}`, `GET /v1/{kind}/{namespace}`, `GET /v1/instances`. */
+/**
+ * `GET /v1/{kind}`, `GET /v1/{kind}/{namespace}`, `GET /v1/instances`, paged as kube-apiserver
+ * pages: `?limit=N` (and at most LIST_PAGE_BYTES of items a page whatever the limit); while
+ * `metadata.continue` is set, ask again with `?continue=` it for the next page. Every page of one
+ * list shows the store at the first page's resourceVersion; a continue token whose snapshot the
+ * endpoint no longer keeps is answered 410 MESHLET_ERR_RESYNC (list again from the start).
+ */
 export interface ListResponse<T = StoredObject> {
   apiVersion: 'meshlet.dev/v1'
   kind: 'List'
-  /** The store's resource version when the list was taken: watch from here with `?since=`. */
-  metadata: { resourceVersion: number }
+  /**
+   * `resourceVersion`: the store's when the list was taken (its first page): watch from here with
+   * `?since=`. `continue`: an opaque token for the next page, absent on the last one.
+   * `remainingItemCount`: items after this page, with `continue`.
+   */
+  metadata: { resourceVersion: number; continue?: string; remainingItemCount?: number }
   items: T[]
 }
+
+/** Items of one list page take at most this many bytes as JSON (one item always fits, however large). */
+export const LIST_PAGE_BYTES = 4 * 1024 * 1024
+/** The largest `limit` a list takes. */
+export const MAX_LIST_LIMIT = 10_000
 
 /** `POST /v1/instances` → 201. */
 export interface RegisterResponse {
