@@ -12,6 +12,7 @@ import { applyCommand } from './apply-command.js'
 import { deleteCommand, getCommand, instancesCommand, inspectCommand } from './read-commands.js'
 import { schemaCommand } from './schema-command.js'
 import { controlCommand, LIMIT_FLAGS, LIMIT_FLAGS_USAGE } from './control-command.js'
+import { eventsCommand } from './events-command.js'
 import { UsageError, type CliContext } from './cli-context.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -25,7 +26,7 @@ const GLOBAL: Options = {
 }
 const ALL_NS: Options = { 'all-namespaces': { type: 'boolean', short: 'A' } }
 
-const COMMANDS: Record<string, { usage: string; options: Options; run: (ctx: CliContext) => Promise<number> }> = {
+const COMMANDS: Record<string, { usage: string; options: Options; run: (ctx: CliContext, err: (text: string) => void) => Promise<number> }> = {
   control: {
     usage: `meshlet control [--port 7070] [--host 127.0.0.1] [--data ./meshlet-data] [--broker embedded|nats://host:4222[,...]]\n  ${LIMIT_FLAGS_USAGE}\n  Starts the control endpoint. MESHLET_TOKEN sets the admin token, MESHLET_JOIN_TOKEN the join token;\n  otherwise they are read from (or created in) the data directory. The event broker keeps its events\n  in <data>/broker (embedded, the default) or in NATS JetStream. Over a quota, a call is answered 429\n  MESHLET_ERR_QUOTA_EXCEEDED naming the flag that raises it.`,
     options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, data: { type: 'string', short: 'd' }, broker: { type: 'string' }, ...Object.fromEntries(Object.keys(LIMIT_FLAGS).map((f) => [f, { type: 'string' as const }])) },
@@ -40,6 +41,11 @@ const COMMANDS: Record<string, { usage: string; options: Options; run: (ctx: Cli
   delete: { usage: 'meshlet delete KIND NAME [-n NAMESPACE]', options: {}, run: deleteCommand },
   instances: { usage: 'meshlet instances [SERVICE] [-n NAMESPACE | -A] [-o table|json|yaml]', options: ALL_NS, run: instancesCommand },
   inspect: { usage: 'meshlet inspect SERVICE [-n NAMESPACE] [-o table|json|yaml]\n  The service\'s policies, its effective policy and its instances with the state they report.', options: {}, run: inspectCommand },
+  events: {
+    usage: 'meshlet events test-filter -f TRIGGER EVENT [-o json|yaml]\n  Whether the Trigger\'s filters (YAML or JSON) take the event (CloudEvents JSON); needs no endpoint.\n  Prints match or no match and each CESQL expression\'s value and errors. Exit 0 match, 1 no match, 2 bad input.',
+    options: { filename: { type: 'string', short: 'f' } },
+    run: eventsCommand,
+  },
   schema: { usage: 'meshlet schema [KIND] [-o json|yaml]\n  JSON Schema of every resource kind (or one), for editors; needs no endpoint.', options: {}, run: schemaCommand },
 }
 
@@ -91,7 +97,7 @@ export async function main(argv: string[], out: (text: string) => void = (t) => 
       token,
       client: () => (client ??= new ControlClient({ url: (values.control as string | undefined) ?? process.env.MESHLET_CONTROL ?? 'http://127.0.0.1:7070', token })),
       out,
-    })
+    }, err)
   } catch (e) {
     if (e instanceof UsageError) {
       err(`error: ${e.message}\nusage: ${command?.usage ?? 'meshlet COMMAND ...'}\n(run "meshlet --help" for every command)`)
