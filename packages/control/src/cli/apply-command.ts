@@ -1,6 +1,7 @@
 /** `meshlet apply -f FILE`: validate every document locally, then create or replace each, showing a diff. */
 import { createReadStream } from 'node:fs'
-import { builtinResourceRegistry, type ConfigIssue, type Resource } from '@meshlet/core'
+import type { ConfigIssue, Resource } from '@meshlet/core'
+import { controlResourceRegistry } from '../resource-kinds.js'
 import { parseAllDocuments } from 'yaml'
 import { ControlRequestError } from '@meshlet/core'
 import { UsageError, type CliContext } from './cli-context.js'
@@ -15,7 +16,7 @@ export async function applyCommand(ctx: CliContext): Promise<number> {
   if (ctx.positionals.length > 0) throw new UsageError(`unexpected argument "${ctx.positionals[0]}"; name files with -f`)
   const dryRun = ctx.values['dry-run'] === true
   if (ctx.token === undefined) throw new UsageError('apply changes configuration and needs the admin token: pass --token or set MESHLET_TOKEN (the token `meshlet control` printed as "admin token")')
-  const registry = builtinResourceRegistry()
+  const registry = controlResourceRegistry()
 
   const docs: { where: string; raw: Record<string, unknown>; resource: Resource }[] = []
   const problems: string[] = []

@@ -1,7 +1,8 @@
 /** `meshlet get`, `delete`, `instances` and `inspect`. */
-import { builtinKinds, formatDuration, resolvePolicy, ResourceRegistry, type Instance, type Resource, type ResourceKind, type ServicePolicySpec } from '@meshlet/core'
+import { formatDuration, resolvePolicy, type Instance, type Resource, type ResourceKind, type ServicePolicySpec } from '@meshlet/core'
 import { ControlRequestError } from '@meshlet/core'
-import { eventKinds, type BrokerStatus, type TriggerStatus } from '@meshlet/events'
+import type { BrokerStatus, TriggerStatus } from '@meshlet/events'
+import { controlResourceRegistry } from '../resource-kinds.js'
 import { UsageError, type CliContext } from './cli-context.js'
 import { age, formatObjects, shortDuration, table, toYaml } from './output.js'
 
@@ -9,7 +10,7 @@ function kindArg(ctx: CliContext): ResourceKind | 'instances' {
   const name = ctx.positionals[0]
   if (name === undefined) throw new UsageError('name a kind, for example "servicepolicies"')
   if (/^(instances?|inst)$/i.test(name)) return 'instances'
-  const registry = new ResourceRegistry([...builtinKinds, ...eventKinds])
+  const registry = controlResourceRegistry()
   const kind = registry.lookup(name)
   if (kind === undefined) throw new ControlRequestError(404, 'MESHLET_ERR_UNKNOWN_KIND', `unknown kind "${name.slice(0, 40)}"; known kinds: ${registry.kinds().map((k) => `${k.plural} (${[k.kind, ...k.aliases].join(', ')})`).join('; ')}; instances`)
   return kind

@@ -1,11 +1,12 @@
-import { builtinResourceRegistry, ControlRequestError } from '@meshlet/core'
+import { ControlRequestError } from '@meshlet/core'
+import { controlResourceRegistry } from '../resource-kinds.js'
 import { UsageError, type CliContext } from './cli-context.js'
 import { toYaml } from './output.js'
 
 /** `meshlet schema [KIND]`: the JSON Schema of the resources, from the same definitions the endpoint validates with. */
 export async function schemaCommand(ctx: CliContext): Promise<number> {
   if (ctx.positionals.length > 1) throw new UsageError(`unexpected argument "${ctx.positionals[1]}"`)
-  const registry = builtinResourceRegistry()
+  const registry = controlResourceRegistry()
   const name = ctx.positionals[0]
   let schema = registry.jsonSchema()
   if (name !== undefined) {

@@ -19,7 +19,6 @@ import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import {
   API_VERSION,
-  builtinKinds,
   checkReport,
   ControlErrorCodes,
   DEFAULT_INSTANCE_TTL,
@@ -31,9 +30,10 @@ import {
   type ConfigIssue,
   type InstanceReport,
   type ResourceKind,
-  ResourceRegistry,
+  type ResourceRegistry,
 } from '@meshlet/core'
-import { BrokerService, createEmbeddedBackend, eventKinds, type BrokerBackend } from '@meshlet/events'
+import { BrokerService, createEmbeddedBackend, type BrokerBackend } from '@meshlet/events'
+import { controlResourceRegistry } from '../resource-kinds.js'
 import { ADMIN_TOKEN_FILE, JOIN_TOKEN_FILE, loadOrCreateToken, TokenCheck, type Role } from '../auth/tokens.js'
 import { badRequest, ControlError, isControlError, notFound } from '../errors.js'
 import { stderrLogger, type Logger } from '../logger.js'
@@ -126,7 +126,7 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
     throw err
   }
   const api = new ControlApi(state, {
-    registry: options.registry ?? new ResourceRegistry([...builtinKinds, ...eventKinds]),
+    registry: options.registry ?? controlResourceRegistry(),
     tokens: new TokenCheck(adminToken, joinToken),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     lists: new ListPages({ pageBytes: options.listPageBytes ?? LIST_PAGE_BYTES }),
