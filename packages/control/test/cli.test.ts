@@ -50,6 +50,26 @@ describe('meshlet apply', () => {
     expect(server.state.resourceVersion).toBe(rv)
   })
 
+  it('applies a Trigger and refuses one whose CESQL filter does not parse, naming the field before sending it', async () => {
+    const trigger = (cesql: string) => `apiVersion: meshlet.dev/v1
+kind: Trigger
+metadata: { name: notify-big-orders, namespace: shop }
+spec:
+  broker: default
+  filters: [{ cesql: "${cesql}" }]
+  subscriber: { ref: { kind: Service, name: notifications }, uri: /_meshlet/events/notify-big-orders }
+  delivery: { retry: 3, backoffPolicy: exponential, backoffDelay: PT0.2S }
+`
+    const ok = await runCli(['apply', '-f', await file('trigger.yaml', trigger("type = 'shop.order.created' AND amount >= 50"))], env)
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(server.state.get('Trigger', 'shop', 'notify-big-orders')).toBeDefined()
+    const rv = server.state.resourceVersion
+    const bad = await runCli(['apply', '-f', await file('bad-trigger.yaml', trigger("type = 'shop.order.created' AND"))], env)
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain('spec.filters[0].cesql')
+    expect(server.state.resourceVersion).toBe(rv)
+  })
+
   it('applies multi-document YAML all or nothing', async () => {
     const good = issuePolicyYaml.replace(/payments/g, 'orders')
     const bad = issuePolicyYaml.replace(/payments/g, 'search').replace('attempts: 3', 'attempts: 30')
