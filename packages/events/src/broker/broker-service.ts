@@ -32,7 +32,12 @@ import { compileTrigger, planKey, resolveTarget, type Target, type TriggerPlan }
 
 /** The service name the broker's deliveries come from (what subscribers see as the caller). */
 export const BROKER_SERVICE = 'meshlet-broker'
-export const DEFAULT_MAX_IN_FLIGHT = 64
+/**
+ * Deliveries in flight per trigger. Loopback deliveries take well under a millisecond of the
+ * subscriber's time but a few of the event loop's queueing, so the window must cover that
+ * latency: 64 left both processes idle a third of the time. At the 64 KiB event limit 256 is 16 MiB.
+ */
+export const DEFAULT_MAX_IN_FLIGHT = 256
 
 export interface BrokerServiceOptions {
   readonly backend: BrokerBackend
@@ -41,7 +46,7 @@ export interface BrokerServiceOptions {
   /** This control endpoint, for the broker's own meshes: its URL and the join token. */
   readonly control: { readonly url: string; readonly token: string }
   readonly log: BrokerLogger
-  /** Deliveries in flight per trigger. Default 64. */
+  /** Deliveries in flight per trigger (and acks awaiting durability, as many again). Default 256. */
   readonly maxInFlight?: number
   /** The largest event taken (ingress, replies), in bytes. Default the codec's: 64 KiB, the size CloudEvents asks every hop to forward. */
   readonly maxEventSize?: number
@@ -95,6 +100,8 @@ export class BrokerService {
   readonly #runtime: DispatchRuntime
   readonly #entries = new Map<string, Entry>()
   readonly #meshes = new Map<string, Promise<{ mesh: Mesh; agent: MeshAgent }>>()
+  /** The meshes of #meshes that have started, for the per-delivery path (no await). */
+  readonly #startedMeshes = new Map<string, { mesh: Mesh; agent: MeshAgent }>()
   readonly #ingress = new Map<string, { accepted: number; dropped: number }>()
   /** Trigger resources deleted (namespace/name → broker) since the last reconcile: their consumers go too. */
   readonly #deleted = new Map<string, string>()
@@ -114,6 +121,7 @@ export class BrokerService {
       maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
       maxEventSize: this.maxEventSize,
       dispatcherFor: (target, signal, waitMs) => this.#dispatcherFor(target, signal, waitMs),
+      readyDispatcher: (target) => this.#readyDispatcher(target),
     }
   }
 
@@ -351,10 +359,17 @@ export class BrokerService {
     if (m === undefined) {
       m = createMesh({ service: BROKER_SERVICE, namespace, control: this.#o.control.url, token: this.#o.control.token, shutdownSignals: false, defaults: { timeout: false } }).then((mesh) => ({ mesh, agent: meshAgent(mesh) }))
       // A failed start is not kept: the next delivery tries again.
-      m.catch(() => this.#meshes.delete(namespace))
+      m.then((started) => this.#startedMeshes.set(namespace, started), () => this.#meshes.delete(namespace))
       this.#meshes.set(namespace, m)
     }
     return m
+  }
+
+  #readyDispatcher(target: Target): Dispatcher | undefined {
+    const started = this.#startedMeshes.get(target.namespace)
+    if (started === undefined) return undefined
+    if (target.service !== undefined && started.mesh.destination(target.service) === undefined) return undefined
+    return started.agent
   }
 
   async #dispatcherFor(target: Target, signal: AbortSignal, waitMs: number): Promise<Dispatcher> {

@@ -4,13 +4,13 @@ import { Agent } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { deliverWithRetries } from './delivery-attempts.js'
 import { resolveDeliveryPolicy } from './delivery-policy.js'
-import { postEvent } from './subscriber-request.js'
+import { AttemptGroup } from './subscriber-request.js'
 
 // A real subscriber on loopback whose answers each test scripts.
 let answers: ((res: ServerResponse) => void)[] = []
 let hits = 0
 let server: Server
-let url: string
+let target: { origin: string; path: string; url: string }
 const agent = new Agent()
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -18,7 +18,8 @@ beforeAll(async () => {
     req.on('end', () => (answers[hits++] ?? ((r) => r.end()))(res))
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/in`
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  target = { origin, path: '/in', url: `${origin}/in` }
 })
 afterAll(async () => {
   await agent.close()
@@ -30,7 +31,8 @@ function run(delivery: Parameters<typeof resolveDeliveryPolicy>[0], script: type
   answers = script
   hits = 0
   const policy = resolveDeliveryPolicy(delivery, undefined)
-  const send = () => postEvent(url, { headers: { 'ce-id': '1' }, body: '' }, { dispatcher: agent, timeoutMs: policy.timeoutMs, maxBodyBytes: 1024, signal: new AbortController().signal })
+  const attempts = new AttemptGroup()
+  const send = () => attempts.post(target, { headers: { 'ce-id': '1' }, body: '' }, { 'ce-id': '1' }, { dispatcher: agent, timeoutMs: policy.timeoutMs, maxBodyBytes: 1024 })
   return deliverWithRetries(send, policy, new AbortController().signal)
 }
 

@@ -4,6 +4,9 @@
  * Retry-After on a 429/503, capped by retryAfterMax). Resolves with the outcome — a 2xx, or the last
  * failure once retries are spent or the answer is final — and rejects only when `signal` aborts
  * (the trigger stopped: the delivery stays unacked and is handed out again).
+ *
+ * The first attempt runs directly and the p-retry loop starts only once it has failed retryably:
+ * nearly every delivery succeeds at once, and p-retry's set-up is a large part of an attempt's cost.
  */
 import pRetry, { AbortError } from 'p-retry'
 import { backoffDelay, isRetryableStatus, retryAfterDelay, type DeliveryPolicy } from './delivery-policy.js'
@@ -35,20 +38,42 @@ class FailedAnswer extends Error {
 }
 
 export async function deliverWithRetries(send: () => Promise<SubscriberResponse>, policy: DeliveryPolicy, signal: AbortSignal, observer: RetryObserver = {}): Promise<DeliveryOutcome> {
-  let attempts = 0
+  let first: unknown
   try {
+    const res = await send()
+    if (res.status >= 200 && res.status < 300) return { ok: true, response: res, attempts: 1 }
+    first = new FailedAnswer(res)
+  } catch (err) {
+    first = err
+  }
+  if (signal.aborted) throw signal.reason ?? first
+  // 3xx and most 4xx are final: sending the same event again gets the same answer.
+  const retryable = first instanceof FailedAnswer ? isRetryableStatus(first.response.status) : first instanceof AttemptFailure
+  if (!retryable || policy.retry <= 0) return failedOutcome(first, 1)
+
+  let attempts = 1
+  const beforeRetry = async (error: unknown, attemptNumber: number): Promise<void> => {
+    const backoff = backoffDelay(policy, attemptNumber)
+    const retryAfter = error instanceof FailedAnswer ? retryAfterDelay(error.response.status, error.response.headers['retry-after'], policy.retryAfterMaxMs) : 0
+    const delay = Math.max(backoff, retryAfter)
+    observer.onRetry?.(attemptNumber, delay, describe(error))
+    await wait(delay, signal)
+  }
+  try {
+    await beforeRetry(first, 1)
+    if (signal.aborted) throw signal.reason
     const response = await pRetry(
       async () => {
         attempts++
         const res = await send()
         if (res.status >= 200 && res.status < 300) return res
         const failed = new FailedAnswer(res)
-        // 3xx and most 4xx are final: sending the same event again gets the same answer.
         if (!isRetryableStatus(res.status)) throw new AbortError(failed)
         throw failed
       },
       {
-        retries: policy.retry,
+        // The first attempt and its wait are done: p-retry runs the rest, numbering them from 2.
+        retries: policy.retry - 1,
         minTimeout: 0,
         factor: 1,
         randomize: false,
@@ -56,11 +81,7 @@ export async function deliverWithRetries(send: () => Promise<SubscriberResponse>
         onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
           if (retriesLeft <= 0 || signal.aborted) return
           if (!(error instanceof FailedAnswer) && !(error instanceof AttemptFailure)) return
-          const backoff = backoffDelay(policy, attemptNumber)
-          const retryAfter = error instanceof FailedAnswer ? retryAfterDelay(error.response.status, error.response.headers['retry-after'], policy.retryAfterMaxMs) : 0
-          const delay = Math.max(backoff, retryAfter)
-          observer.onRetry?.(attemptNumber, delay, describe(error))
-          await wait(delay, signal)
+          await beforeRetry(error, attemptNumber + 1)
         },
         // Anything but an answer or a failed attempt is a bug here, not a subscriber's failure: stop.
         shouldRetry: ({ error }) => error instanceof FailedAnswer || error instanceof AttemptFailure,
@@ -69,11 +90,14 @@ export async function deliverWithRetries(send: () => Promise<SubscriberResponse>
     return { ok: true, response, attempts }
   } catch (err) {
     if (signal.aborted) throw signal.reason ?? err
-    const cause = err instanceof AbortError ? err.originalError : err
-    if (cause instanceof FailedAnswer) return { ok: false, status: cause.response.status, body: cause.response.body, reason: describe(cause), attempts }
-    const reason = describe(cause)
-    return { ok: false, status: 500, body: Buffer.from(`dispatch error: ${reason}`), reason, attempts }
+    return failedOutcome(err instanceof AbortError ? err.originalError : err, attempts)
   }
+}
+
+function failedOutcome(cause: unknown, attempts: number): DeliveryOutcome {
+  if (cause instanceof FailedAnswer) return { ok: false, status: cause.response.status, body: cause.response.body, reason: describe(cause), attempts }
+  const reason = describe(cause)
+  return { ok: false, status: 500, body: Buffer.from(`dispatch error: ${reason}`), reason, attempts }
 }
 
 function describe(error: unknown): string {

@@ -23,4 +23,6 @@ export interface DispatchRuntime {
    * state does). Throws an AttemptFailure when it does not within `waitMs`.
    */
   dispatcherFor(target: Target, signal: AbortSignal, waitMs: number): Promise<Dispatcher>
+  /** The same dispatcher when it is there at once (the mesh started and knows the service), else undefined: the per-delivery path. */
+  readyDispatcher(target: Target): Dispatcher | undefined
 }

@@ -4,16 +4,23 @@
  * Compiling fails with the reason `meshlet get triggers` shows (a CESQL expression that does not
  * parse, a duration that is not ISO 8601, a subscriber with neither ref nor uri).
  */
-import type { CloudEvent } from 'cloudevents'
 import type { DeliverySpec, Destination, TriggerSpec } from '../../resources/event-specs.js'
 import { compileFilter } from '../../filter/compile-filter.js'
+import type { FilterableEvent } from '../../filter/event-attributes.js'
 import { resolveDeliveryPolicy, type DeliveryPolicy } from './delivery-policy.js'
 
-/** A destination resolved: a mesh service in a namespace at a path, or an absolute URL. */
-export type Target = { readonly service: string; readonly namespace: string; readonly path: string; readonly url: string } | { readonly service?: undefined; readonly namespace: string; readonly url: string }
+/**
+ * A destination resolved: a mesh service in a namespace at a path, or an absolute URL. `origin`
+ * and `path` are what a delivery dispatches (split once here, not per event); `url` is both together.
+ */
+export type Target = (
+  | { readonly service: string; readonly namespace: string; readonly url: string }
+  | { readonly service?: undefined; readonly namespace: string; readonly url: string }
+) & { readonly origin: string; readonly path: string }
 
 export interface TriggerPlan {
-  readonly filter: (event: CloudEvent<unknown>) => boolean
+  /** Reads attributes only: a decoded CloudEvent or a stored event's parsed members both fit. */
+  readonly filter: (event: FilterableEvent) => boolean
   readonly policy: DeliveryPolicy
   readonly subscriber: Target
   readonly deadLetterSink: Target | undefined
@@ -29,7 +36,7 @@ export function planKey(spec: TriggerSpec, brokerDelivery: DeliverySpec | undefi
 export function compileTrigger(namespace: string, spec: TriggerSpec, brokerDelivery: DeliverySpec | undefined): TriggerPlan {
   let filter: TriggerPlan['filter']
   try {
-    filter = compileFilter({ ...(spec.filter !== undefined ? { filter: spec.filter } : {}), ...(spec.filters !== undefined ? { filters: spec.filters } : {}) }) as TriggerPlan['filter']
+    filter = compileFilter({ ...(spec.filter !== undefined ? { filter: spec.filter } : {}), ...(spec.filters !== undefined ? { filters: spec.filters } : {}) })
   } catch (err) {
     throw new Error(`bad filter: ${(err as Error).message}`, { cause: err })
   }
@@ -49,8 +56,16 @@ export function resolveTarget(dest: Destination, namespace: string, field: strin
   if (dest.ref !== undefined) {
     const ns = dest.ref.namespace ?? namespace
     const path = dest.uri === undefined || dest.uri === '' ? '/' : dest.uri.startsWith('/') ? dest.uri : `/${dest.uri}`
-    return { service: dest.ref.name, namespace: ns, path, url: `http://${dest.ref.name}${path}` }
+    return { service: dest.ref.name, namespace: ns, origin: `http://${dest.ref.name}`, path, url: `http://${dest.ref.name}${path}` }
   }
-  if (dest.uri !== undefined && /^https?:\/\//i.test(dest.uri)) return { namespace, url: dest.uri }
+  if (dest.uri !== undefined && /^https?:\/\//i.test(dest.uri)) {
+    let url: URL
+    try {
+      url = new URL(dest.uri)
+    } catch {
+      throw new Error(`bad ${field}: ${JSON.stringify(dest.uri)} is not a URL`)
+    }
+    return { namespace, origin: url.origin, path: `${url.pathname}${url.search}`, url: dest.uri }
+  }
   throw new Error(`bad ${field}: give a ref to a service (with uri as a path on it) or an absolute http(s) uri`)
 }

@@ -4,9 +4,11 @@
  * hands them out again (a late ack from the old handle still counts).
  *
  * - Position: the committed cursor is the lowest seq not acked; seqs acked above it (acks arrive in
- *   any order) are kept as ranges, bounded by maxInFlight. Both go to the cursor file on every ack
- *   (group-committed: one atomic file replace covers every ack made meanwhile), and `ack()`
- *   resolves after that write, so an acked event is never handed out again, even after a crash.
+ *   any order) are kept as ranges, bounded by maxInFlight. Both go to the cursor file after every
+ *   ack (group-committed: one atomic file replace covers every ack made meanwhile, and such writes
+ *   start at most every ACK_COMMIT_INTERVAL_MS), and `ack()` resolves after that write, so an
+ *   acked event is never handed out again, even after a crash. An ack frees its place in the
+ *   window at once, before it is durable.
  * - Memory: at most maxInFlight pending deliveries plus one read-ahead chunk, whatever the backlog.
  * - Waiting: a caught-up `next()` waits for the log's append notification; nothing polls.
  * - deliveryCount after a restart: the file also records a bound below which every seq handed out
@@ -26,6 +28,13 @@ export const DEFAULT_MAX_IN_FLIGHT = 256
 export const DEFAULT_ACK_WAIT_MS = 60_000
 /** Bytes read from the log per read-ahead. */
 const READ_AHEAD_BYTES = 256 * 1024
+/**
+ * The shortest time between the starts of two cursor writes for acks. A write is several fs calls
+ * and an fsync or two; back to back they cost the event loop more than the deliveries they
+ * record. Spaced, each write covers more acks, and only the acks' durability waits (up to this
+ * long), not the deliveries: the first ack after a quiet spell is written at once.
+ */
+const ACK_COMMIT_INTERVAL_MS = 5
 
 export interface EmbeddedConsumerOptions {
   readonly log: SegmentLog
@@ -85,6 +94,9 @@ export class EmbeddedConsumer {
   #ackWait = DEFAULT_ACK_WAIT_MS
   #stopped = false
   readonly #unsubscribe: () => void
+  /** The cursor write the acks made now will be covered by, while it waits for its turn. */
+  #ackCommit: { promise: Promise<void>; submit: () => void; cancel: () => void } | undefined
+  #lastAckCommitAt = Number.NEGATIVE_INFINITY
 
   private constructor(options: EmbeddedConsumerOptions, state: CursorState) {
     this.#options = options
@@ -147,6 +159,7 @@ export class EmbeddedConsumer {
     if (this.#handle !== undefined) await this.#detach(this.#handle)
     this.#stopped = true
     this.#unsubscribe()
+    this.#submitAckCommit()
     // A clean stop records exactly what was handed out, so a restart counts no extra redeliveries.
     this.#reserveTarget = Math.max(this.#handedOutBelow, this.#previouslyHandedOutBelow)
     await this.#writer.submit(null).catch(() => {})
@@ -161,6 +174,15 @@ export class EmbeddedConsumer {
   #next(handle: Handle, signal: AbortSignal | undefined): Promise<Delivery> {
     if (handle.closed) return Promise.reject(new MeshletError(ErrorCodes.CLOSED, `the consumer of ${this.#options.label} is closed; open a new one with consumer()`))
     if (signal?.aborted === true) return Promise.reject(abortError())
+    // The common case while draining: a delivery is there at once, and needs no waiter or abort listener.
+    if (this.#waiters.length === 0) {
+      const p = this.#available()
+      if (p !== undefined) {
+        const delivery = this.#handOut(p)
+        if (this.#bufferAt >= this.#buffer.length) this.#readAhead()
+        return Promise.resolve(delivery)
+      }
+    }
     return new Promise<Delivery>((resolve, reject) => {
       const onAbort = signal === undefined ? undefined : () => {
         const i = this.#waiters.indexOf(waiter)
@@ -174,36 +196,44 @@ export class EmbeddedConsumer {
     })
   }
 
-  /** Hands out what it can to the waiters, in this order: deliveries to redeliver, then the log. */
+  /** Hands out what it can to the waiters. */
   #pump(): void {
     while (this.#waiters.length > 0) {
-      const again = this.#nextReady()
-      if (again !== undefined) {
-        this.#give(again)
-        continue
-      }
-      if (this.#pending.size >= this.#maxInFlight) return
-      const record = this.#nextBuffered()
-      if (record === undefined) {
-        this.#readAhead()
-        return
-      }
-      if (record.seq >= this.#reservedBelow) {
-        this.#bufferAt--
-        this.#reserve()
-        return
-      }
-      const count = record.seq < this.#previouslyHandedOutBelow ? 1 : 0
-      const p: Pending = { seq: record.seq, data: record.data, count, generation: 0, state: 'out', timer: undefined }
-      this.#pending.set(p.seq, p)
-      this.#give(p)
+      const p = this.#available()
+      if (p === undefined) return
+      const waiter = this.#waiters.shift()!
+      if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort)
+      waiter.resolve(this.#handOut(p))
     }
     if (this.#bufferAt >= this.#buffer.length) this.#readAhead()
   }
 
-  #give(p: Pending): void {
-    const waiter = this.#waiters.shift()!
-    if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort)
+  /**
+   * What may be handed out next, in this order: deliveries to redeliver, then the log (within
+   * maxInFlight and the reserved bound). Undefined when nothing may be now; what would make
+   * something available (a read-ahead, a reservation) is started then.
+   */
+  #available(): Pending | undefined {
+    const again = this.#nextReady()
+    if (again !== undefined) return again
+    if (this.#pending.size >= this.#maxInFlight) return undefined
+    const record = this.#nextBuffered()
+    if (record === undefined) {
+      this.#readAhead()
+      return undefined
+    }
+    if (record.seq >= this.#reservedBelow) {
+      this.#bufferAt--
+      this.#reserve()
+      return undefined
+    }
+    const count = record.seq < this.#previouslyHandedOutBelow ? 1 : 0
+    const p: Pending = { seq: record.seq, data: record.data, count, generation: 0, state: 'out', timer: undefined }
+    this.#pending.set(p.seq, p)
+    return p
+  }
+
+  #handOut(p: Pending): Delivery {
     p.count++
     const generation = ++p.generation
     p.state = 'out'
@@ -211,13 +241,13 @@ export class EmbeddedConsumer {
     if (p.seq >= this.#handedOutBelow) this.#handedOutBelow = p.seq + 1
     // Reserve ahead in the background, so hand-outs rarely wait for a cursor write.
     if (this.#reservedBelow - this.#handedOutBelow < this.#reserveStep / 2) this.#reserve()
-    waiter.resolve({
+    return {
       seq: p.seq,
       data: p.data,
       deliveryCount: p.count,
       ack: () => this.#ack(p.seq),
       nak: (delayMs) => this.#nak(p, generation, delayMs),
-    })
+    }
   }
 
   #ack(seq: number): Promise<void> {
@@ -228,9 +258,45 @@ export class EmbeddedConsumer {
       this.#pending.delete(seq)
     }
     this.#acked.add(seq)
-    const durable = this.#writer.submit(null)
+    const durable = this.#ackDurable()
     if (p !== undefined && this.#waiters.length > 0) this.#pump()
     return durable
+  }
+
+  /** Resolves once a cursor write that started after now is done: one promise for every ack until that write starts. */
+  #ackDurable(): Promise<void> {
+    if (this.#ackCommit !== undefined) return this.#ackCommit.promise
+    let resolve!: () => void
+    let reject!: (err: unknown) => void
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    const submit = (): void => {
+      if (this.#ackCommit?.promise !== promise) return
+      this.#ackCommit = undefined
+      this.#lastAckCommitAt = performance.now()
+      this.#writer.submit(null).then(resolve, reject)
+    }
+    const wait = this.#lastAckCommitAt + ACK_COMMIT_INTERVAL_MS - performance.now()
+    let cancel: () => void
+    if (wait > 0) {
+      const timer = setTimeout(submit, wait)
+      cancel = () => clearTimeout(timer)
+    } else {
+      const immediate = setImmediate(submit)
+      cancel = () => clearImmediate(immediate)
+    }
+    this.#ackCommit = { promise, submit, cancel }
+    return promise
+  }
+
+  /** Hands the waiting ack write to the writer now (closing: nothing may be written after the writer is flushed). */
+  #submitAckCommit(): void {
+    const commit = this.#ackCommit
+    if (commit === undefined) return
+    commit.cancel()
+    commit.submit()
   }
 
   #nak(p: Pending, generation: number, delayMs: number | undefined): void {
@@ -349,6 +415,7 @@ export class EmbeddedConsumer {
       clearTimeout(p.timer)
       p.timer = undefined
     }
+    this.#submitAckCommit()
     await this.#writer.flushed()
   }
 }
