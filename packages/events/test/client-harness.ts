@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import express from 'express'
 import Fastify from 'fastify'
+import { vi } from 'vitest'
 import { createMesh, type Mesh, type MeshOptions } from '@meshlet/core'
 import { meshHandler } from '@meshlet/http'
 import { meshlet as expressMeshlet } from '@meshlet/http/express'
@@ -115,4 +116,16 @@ export async function serveReceivers(t: Teardown, kind: ServerKind, mesh: Mesh, 
     t.add(() => new Promise((resolve) => (server.closeAllConnections(), server.close(resolve))))
   }
   return { ev, server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+}
+
+/** Resolves once the broker runs trigger `name` of namespace `shop` with its consumer open (polls its status; no fixed wait). */
+export async function triggerReady(control: ControlServer, name: string, namespace = 'shop'): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const res = await fetch(`${control.url}/v1/triggers/${namespace}/${name}/status`, { headers: { authorization: `Bearer ${JOIN}` } })
+      const status = (await res.json()) as { ready?: boolean }
+      if (status.ready !== true) throw new Error(`trigger ${name} not ready: ${JSON.stringify(status)}`)
+    },
+    { timeout: 10_000, interval: 25 },
+  )
 }
