@@ -20,6 +20,9 @@ import type { Logger } from '../logger.js'
 import type { ControlState } from '../state/control-state.js'
 import { frame, WatchStart } from './watch-start.js'
 
+/** Pages written before a watcher that keeps up gives the others a turn (about 256 KiB). */
+const YIELD_PAGES = 4
+
 export interface WatchFilter {
   /** Kind names (`ServicePolicy`, `Instance`); undefined: every kind. */
   kinds?: ReadonlySet<string> | undefined
@@ -141,7 +144,12 @@ export class WatchHub {
       if (w.closed) return
       const page = start.page(k)
       if (page === undefined) break
-      if (!w.res.write(page) && !(await drained(w.res))) return
+      if (!w.res.write(page)) {
+        if (!(await drained(w.res))) return
+      } else if (k % YIELD_PAGES === YIELD_PAGES - 1) {
+        // A fast reader never pushes back (loopback takes megabytes): yield, or one watch would hold the loop until it is done.
+        await new Promise((resolve) => setImmediate(resolve))
+      }
     }
     if (w.closed) return
     this.#release(start)

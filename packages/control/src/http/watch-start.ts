@@ -4,8 +4,8 @@
  *
  * Contract:
  * - A WatchStart holds references to the events' objects, never their encoding as a whole: pages
- *   (about PAGE_BYTES of framed events each) are encoded when a watcher first asks for them and
- *   kept in a cache of at most `cacheBytes`, so watchers reading together share each page and one
+ *   (about PAGE_BYTES of framed events each, as bytes: written to every socket without another
+ *   conversion) are encoded when a watcher first asks for them and kept in a cache of at most `cacheBytes`, so watchers reading together share each page and one
  *   far behind re-encodes what was evicted instead of pinning it.
  * - Page `k` always holds the same events, however often it is encoded: its bounds are fixed the
  *   first time, and the objects never change (the state replaces objects, it does not mutate them).
@@ -23,7 +23,7 @@ export class WatchStart {
   readonly #cacheBytes: number
   /** `#bounds[k]` is the index of page k's first event; known for every page encoded once. */
   readonly #bounds: number[] = [0]
-  readonly #cache = new Map<number, string>()
+  readonly #cache = new Map<number, Buffer>()
   #cachedBytes = 0
   /** Watchers streaming this start; the hub forgets it when none is left. */
   readers = 0
@@ -46,8 +46,8 @@ export class WatchStart {
     return this.#events.length
   }
 
-  /** The text of page `k`, framed as NDJSON or SSE; undefined past the last page. */
-  page(k: number): string | undefined {
+  /** Page `k`, framed as NDJSON or SSE, in UTF-8; undefined past the last page. */
+  page(k: number): Buffer | undefined {
     const cached = this.#cache.get(k)
     if (cached !== undefined) {
       // Touched pages move to the back: the cache evicts the least recently read first.
@@ -69,7 +69,7 @@ export class WatchStart {
       i++
     }
     this.#bounds[k + 1] = i
-    const text = parts.join('')
+    const text = Buffer.from(parts.join(''))
     this.#cache.set(k, text)
     this.#cachedBytes += text.length
     for (const [key, value] of this.#cache) {
@@ -80,7 +80,7 @@ export class WatchStart {
     return text
   }
 
-  /** Characters held in encoded pages now (for tests and the bound above). */
+  /** Bytes held in encoded pages now (for tests and the bound above). */
   get cachedBytes(): number {
     return this.#cachedBytes
   }
