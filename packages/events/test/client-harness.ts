@@ -59,17 +59,28 @@ export async function meshOf(t: Teardown, control: { url: string } | string, ser
 /** Events that a handler put in, awaited by count. */
 export class Inbox {
   readonly events: CloudEvent<unknown>[] = []
-  #waiters: { n: number; resolve: () => void }[] = []
+  #waiters: { test: (events: readonly CloudEvent<unknown>[]) => boolean; resolve: () => void }[] = []
 
   add(event: CloudEvent<unknown>): void {
     this.events.push(event)
-    this.#waiters = this.#waiters.filter((w) => (this.events.length >= w.n ? (w.resolve(), false) : true))
+    this.#waiters = this.#waiters.filter((w) => (w.test(this.events) ? (w.resolve(), false) : true))
   }
 
   /** Resolves once at least `n` events are in. */
   count(n: number): Promise<void> {
-    if (this.events.length >= n) return Promise.resolve()
-    return new Promise((resolve) => this.#waiters.push({ n, resolve }))
+    return this.until((events) => events.length >= n)
+  }
+
+  /** Resolves once `test` holds for the events in. */
+  until(test: (events: readonly CloudEvent<unknown>[]) => boolean): Promise<void> {
+    if (test(this.events)) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.push({ test, resolve }))
+  }
+
+  /** The events of `type`, the first delivery of each (source, id) only: duplicates are allowed by at-least-once. */
+  distinct(type: string): CloudEvent<unknown>[] {
+    const seen = new Set<string>()
+    return this.events.filter((e) => e.type === type && !seen.has(`${e.source}\0${e.id}`) && (seen.add(`${e.source}\0${e.id}`), true))
   }
 }
 
