@@ -18,8 +18,15 @@ export const MAX_ADVERTISED_TRIGGERS = 32
 export const MAX_ADVERTISED_TRIGGER_SIZE = 16 * 1024
 const MAX_TRIGGER_DEPTH = 16
 
-/** An event trigger the instance serves, as core checks it without knowing @meshlet/events. */
-export type AdvertisedTriggerEntry = { name: string; broker: string; path: string } & Record<string, unknown>
+/**
+ * An event trigger the instance serves, as core knows it without @meshlet/events: its other fields
+ * (`filter`, `filters`, `delivery`) pass through unread; events' `AdvertisedTrigger` types them.
+ */
+export interface AdvertisedTriggerEntry {
+  name: string
+  broker: string
+  path: string
+}
 
 /**
  * Core cannot import @meshlet/events, so it bounds an advertised trigger by shape only: a JSON
