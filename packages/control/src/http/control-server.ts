@@ -18,7 +18,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import {
-  API_VERSION,
   checkReport,
   ControlErrorCodes,
   DEFAULT_INSTANCE_TTL,
